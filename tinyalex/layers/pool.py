@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tinyalex.backend import get_array_module, kernel_ops
 from tinyalex.layers._checks import check_array, check_positive_int, check_same_shape
+from tinyalex.layers._parallel import for_each_chunk
 
 
 def pool_output_size(size: int, window: int, stride: int) -> int:
@@ -45,16 +46,23 @@ def maxpool_forward(x, size: int = 3, stride: int = 2):
 
     xp = get_array_module(x)
     OH, OW = pool_output_size(H, size, stride), pool_output_size(W, size, stride)
-    out = x[:, :, _window_slice(0, stride, OH), _window_slice(0, stride, OW)].copy()
-    argmax = xp.zeros((N, C, OH, OW), dtype=xp.int32)
-    for i in range(size):
-        for j in range(size):
-            if i == j == 0:
-                continue
-            candidate = x[:, :, _window_slice(i, stride, OH), _window_slice(j, stride, OW)]
-            better = candidate > out  # strictly greater: the first maximum wins ties
-            xp.copyto(out, candidate, where=better)
-            argmax[better] = i * size + j
+    out = xp.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = xp.empty((N, C, OH, OW), dtype=xp.int32)
+
+    def pool(images):  # the images in slice `images`, written into out and argmax
+        xs, best, where = x[images], out[images], argmax[images]
+        best[...] = xs[:, :, _window_slice(0, stride, OH), _window_slice(0, stride, OW)]
+        where[...] = 0
+        for i in range(size):
+            for j in range(size):
+                if i == j == 0:
+                    continue
+                candidate = xs[:, :, _window_slice(i, stride, OH), _window_slice(j, stride, OW)]
+                better = candidate > best  # strictly greater: the first maximum wins ties
+                xp.copyto(best, candidate, where=better)
+                xp.copyto(where, i * size + j, where=better)
+
+    for_each_chunk(pool, x)  # a few images at a time, on every core (see _parallel)
     return out, (x.shape, argmax, size, stride)
 
 
@@ -71,8 +79,13 @@ def maxpool_backward(dout, cache):
     xp = get_array_module(dout)
     OH, OW = argmax.shape[2:]
     dx = xp.zeros(x_shape, dtype=dout.dtype)
-    for i in range(size):
-        for j in range(size):
-            rows, cols = _window_slice(i, stride, OH), _window_slice(j, stride, OW)
-            dx[:, :, rows, cols] += dout * (argmax == i * size + j)
+
+    def route(images):  # dx of the images in slice `images`
+        g, where, dxs = dout[images], argmax[images], dx[images]
+        for i in range(size):
+            for j in range(size):
+                rows, cols = _window_slice(i, stride, OH), _window_slice(j, stride, OW)
+                dxs[:, :, rows, cols] += xp.where(where == i * size + j, g, 0)
+
+    for_each_chunk(route, dout)
     return dx
