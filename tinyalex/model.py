@@ -273,6 +273,7 @@ class AlexNet:
                              f"{p['fc8.w'].dtype}")
         caches = []
         self.activations = {}
+        self._caches = None  # free the last step's caches now, not after this pass (memory)
         if self.config.input_scale != 1:
             x = x * x.dtype.type(self.config.input_scale)
         for step in self.steps:

@@ -41,6 +41,7 @@ on their own GPU, which is exactly groups=2.
 
 from __future__ import annotations
 
+from tinyalex import workspace
 from tinyalex.backend import get_array_module, kernel_ops
 from tinyalex.layers._checks import check_array, check_positive_int, check_same_shape
 
@@ -61,7 +62,9 @@ def _windows(x, kh: int, kw: int, stride: int, pad: int, image_axis_last: bool):
     OH = conv_output_size(H, kh, stride, pad)
     OW = conv_output_size(W, kw, stride, pad)
     if pad:
-        x = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        padded = workspace.zeros((N, C, H + 2 * pad, W + 2 * pad), x.dtype, xp)
+        padded[:, :, pad : pad + H, pad : pad + W] = x
+        x = padded
     sN, sC, sH, sW = x.strides
     if image_axis_last:
         shape, strides = (C, kh, kw, N, OH, OW), (sC, sH, sW, sN, sH * stride, sW * stride)
@@ -93,7 +96,9 @@ def im2col_wide(x, kh: int, kw: int, stride: int, pad: int):
     xp = get_array_module(x)
     C = x.shape[1]
     windows = _windows(x, kh, kw, stride, pad, image_axis_last=True)
-    return xp.ascontiguousarray(windows).reshape(C * kh * kw, -1)
+    cols = workspace.empty(windows.shape, x.dtype, xp)  # recycled memory, see workspace.py
+    cols[...] = windows
+    return cols.reshape(C * kh * kw, -1)
 
 
 def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
@@ -130,14 +135,14 @@ def col2im_wide(cols, x_shape, kh: int, kw: int, stride: int, pad: int, out=None
     OH = conv_output_size(H, kh, stride, pad)
     OW = conv_output_size(W, kw, stride, pad)
     cols6 = cols.reshape(C, kh, kw, N, OH, OW)
-    sums = xp.zeros((C, N, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)  # dx, padded, (C, N, ..)
+    sums = workspace.zeros((C, N, H + 2 * pad, W + 2 * pad), cols.dtype, xp)  # dx padded, C first
     for i in range(kh):
         for j in range(kw):
             sums[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += cols6[
                 :, i, j
             ]
     if out is None:
-        out = xp.empty(x_shape, dtype=cols.dtype)
+        out = workspace.empty(x_shape, cols.dtype, xp)
     out[...] = sums[:, :, pad : pad + H, pad : pad + W].transpose(1, 0, 2, 3)
     return out
 
@@ -206,13 +211,13 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
         return out, (x.shape, w, cols, stride, pad, groups)
 
     cols = im2col_wide(x, KH, KW, stride, pad)  # (G * K, N * P), layout 2
-    out_t = xp.empty((F, N * P), dtype=x.dtype)  # the output with the kernel axis first
+    out_t = workspace.empty((F, N * P), x.dtype, xp)  # the output with the kernel axis first
     for g in range(G):
         rows = slice(g * K, (g + 1) * K)
         kernels = slice(g * F // G, (g + 1) * F // G)
         xp.matmul(w_g[g], cols[rows], out=out_t[kernels])  # (F/G, K) @ (K, N*P)
     # (F, N, P) -> (N, F, P), adding the bias during the transposing copy
-    out = xp.empty((N, F, P), dtype=x.dtype)
+    out = workspace.empty((N, F, P), x.dtype, xp)
     xp.add(out_t.reshape(F, N, P).transpose(1, 0, 2), b.reshape(1, F, 1), out=out)
     return out.reshape(N, F, OH, OW), (x.shape, w, cols, stride, pad, groups)
 
@@ -248,13 +253,13 @@ def _conv_grads(dout, cache, need_dx: bool):
         return dx, dw.reshape(w.shape), db
 
     # wide layout 2: every product below is one 2-d matrix product over the whole batch
-    dout_t = xp.empty((F, N, P), dtype=dout.dtype)  # dout with the kernel axis first
+    dout_t = workspace.empty((F, N, P), dout.dtype, xp)  # dout with the kernel axis first
     dout_t[...] = dout.reshape(N, F, P).transpose(1, 0, 2)
     dout_t = dout_t.reshape(F, N * P)
     db = dout_t.sum(axis=1)
     dw = xp.empty((G, F // G, K), dtype=w.dtype)
-    dx = xp.empty(x_shape, dtype=dout.dtype) if need_dx else None
-    dcols = xp.empty((K, N * P), dtype=dout.dtype) if need_dx else None  # reused per group
+    dx = workspace.empty(x_shape, dout.dtype, xp) if need_dx else None
+    dcols = workspace.empty((K, N * P), dout.dtype, xp) if need_dx else None  # for each group
     for g in range(G):
         cols_g = cols[g * K : (g + 1) * K]  # (K, N*P)
         dout_g = dout_t[g * F // G : (g + 1) * F // G]  # (F/G, N*P)

@@ -16,9 +16,10 @@ and PyTorch's default k is 1, not the paper's 2.
 
 from __future__ import annotations
 
+from tinyalex import workspace
 from tinyalex.backend import get_array_module, kernel_ops
 from tinyalex.layers._checks import check_array, check_positive_int, check_same_shape
-from tinyalex.layers._parallel import for_each_chunk
+from tinyalex.parallel import for_each_chunk
 
 
 def channel_window_sum(a, n: int, out=None):
@@ -66,7 +67,8 @@ def lrn_forward(x, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float 
         return out, (x, out, scale, n, alpha, beta)
 
     xp = get_array_module(x)
-    out, scale = xp.empty_like(x), xp.empty_like(x)
+    out = workspace.empty(x.shape, x.dtype, xp)  # recycled memory, see workspace.py
+    scale = workspace.empty(x.shape, x.dtype, xp)
 
     def normalize(images):  # the images in slice `images`, written into out and scale
         xs, s = x[images], scale[images]
@@ -75,7 +77,7 @@ def lrn_forward(x, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float 
         s += k  # s = k + alpha * (window sum of x^2)
         xp.multiply(xs, s**-beta, out=out[images])
 
-    for_each_chunk(normalize, x)  # a few images at a time, on every core (see _parallel)
+    for_each_chunk(normalize, x)  # a few images at a time, on every core (see parallel.py)
     return out, (x, out, scale, n, alpha, beta)
 
 
@@ -97,7 +99,7 @@ def lrn_backward(dout, cache):
         return ops.lrn_backward(dout, x, out, scale, n, alpha, beta)
 
     xp = get_array_module(dout)
-    dx = xp.empty_like(dout)
+    dx = workspace.empty(dout.shape, dout.dtype, xp)
 
     def gradient(images):  # dx of the images in slice `images`
         g, o, s, xs = dout[images], out[images], scale[images], x[images]
