@@ -44,6 +44,7 @@ from __future__ import annotations
 from tinyalex import workspace
 from tinyalex.backend import get_array_module, kernel_ops
 from tinyalex.layers._checks import check_array, check_positive_int, check_same_shape
+from tinyalex.parallel import for_each_chunk
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -97,7 +98,11 @@ def im2col_wide(x, kh: int, kw: int, stride: int, pad: int):
     C = x.shape[1]
     windows = _windows(x, kh, kw, stride, pad, image_axis_last=True)
     cols = workspace.empty(windows.shape, x.dtype, xp)  # recycled memory, see workspace.py
-    cols[...] = windows
+
+    def copy_windows(images):  # axis 3 of windows and cols is the image axis
+        cols[:, :, :, images] = windows[:, :, :, images]
+
+    for_each_chunk(copy_windows, x)  # a few images at a time, on every core (parallel.py)
     return cols.reshape(C * kh * kw, -1)
 
 
@@ -128,6 +133,8 @@ def col2im_wide(cols, x_shape, kh: int, kw: int, stride: int, pad: int, out=None
     As col2im, one slab add per kernel offset, but the sums are kept image axis second,
     (C, N, H + 2 pad, W + 2 pad), so that every add reads and writes in the same order as
     cols (the fast way through memory); one transposing copy at the end gives (N, C, H, W).
+    The images are done a few at a time, on every core (parallel.py): a chunk's sums stay
+    in the CPU cache across the kh * kw adds.
     out: an (N, C, H, W) array (or view) to write dx into, instead of a new one.
     """
     xp = get_array_module(cols)
@@ -135,15 +142,20 @@ def col2im_wide(cols, x_shape, kh: int, kw: int, stride: int, pad: int, out=None
     OH = conv_output_size(H, kh, stride, pad)
     OW = conv_output_size(W, kw, stride, pad)
     cols6 = cols.reshape(C, kh, kw, N, OH, OW)
-    sums = workspace.zeros((C, N, H + 2 * pad, W + 2 * pad), cols.dtype, xp)  # dx padded, C first
-    for i in range(kh):
-        for j in range(kw):
-            sums[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += cols6[
-                :, i, j
-            ]
     if out is None:
         out = workspace.empty(x_shape, cols.dtype, xp)
-    out[...] = sums[:, :, pad : pad + H, pad : pad + W].transpose(1, 0, 2, 3)
+
+    def add_windows(images):  # dx of the images in slice `images`
+        count = len(range(N)[images])
+        sums = xp.zeros((C, count, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)  # padded
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i, i + stride * OH, stride)
+                columns = slice(j, j + stride * OW, stride)
+                sums[:, :, rows, columns] += cols6[:, i, j, images]
+        out[images] = sums[:, :, pad : pad + H, pad : pad + W].transpose(1, 0, 2, 3)
+
+    for_each_chunk(add_windows, out)
     return out
 
 
@@ -218,7 +230,9 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
         xp.matmul(w_g[g], cols[rows], out=out_t[kernels])  # (F/G, K) @ (K, N*P)
     # (F, N, P) -> (N, F, P), adding the bias during the transposing copy
     out = workspace.empty((N, F, P), x.dtype, xp)
-    xp.add(out_t.reshape(F, N, P).transpose(1, 0, 2), b.reshape(1, F, 1), out=out)
+    out_t = out_t.reshape(F, N, P)
+    for_each_chunk(lambda images: xp.add(out_t[:, images].transpose(1, 0, 2),
+                                         b.reshape(1, F, 1), out=out[images]), out)
     return out.reshape(N, F, OH, OW), (x.shape, w, cols, stride, pad, groups)
 
 
@@ -254,7 +268,9 @@ def _conv_grads(dout, cache, need_dx: bool):
 
     # wide layout 2: every product below is one 2-d matrix product over the whole batch
     dout_t = workspace.empty((F, N, P), dout.dtype, xp)  # dout with the kernel axis first
-    dout_t[...] = dout.reshape(N, F, P).transpose(1, 0, 2)
+    dout3 = dout.reshape(N, F, P)
+    for_each_chunk(lambda images: xp.copyto(dout_t[:, images],
+                                            dout3[images].transpose(1, 0, 2)), dout3)
     dout_t = dout_t.reshape(F, N * P)
     db = dout_t.sum(axis=1)
     dw = xp.empty((G, F // G, K), dtype=w.dtype)
