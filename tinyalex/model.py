@@ -1,0 +1,354 @@
+"""AlexNet (section 3.5, figure 2) as a list of layer steps over a dict of parameters.
+
+The network is data, not code: ``AlexNetConfig`` lists the five convolutions and the fully
+connected sizes, and ``AlexNet.steps`` turns that into the paper's sequence
+
+    conv1 relu1 norm1 pool1  conv2 relu2 norm2 pool2  conv3 relu3  conv4 relu4  conv5 relu5 pool5
+    fc6 relu6 drop6  fc7 relu7 drop7  fc8
+
+which ``forward`` walks calling the functions of ``tinyalex.layers`` and ``backward`` walks
+in reverse. Parameters and gradients are plain dicts of arrays with the same keys
+(``conv1.w``, ``conv1.b``, ..., ``fc8.b``), so a notebook can print and poke at everything.
+
+Two presets:
+
+- ``paper``: exactly the table of ``alexnet-paper.md``: 3x227x227 input, 60,965,224 parameters.
+- ``mini``: the same steps and mechanisms (grouped conv2/4/5, LRN after relu1 and relu2,
+  overlapping 3/2 pools, dropout 0.5) at a quarter of the width on 3x63x63 crops of 72x72
+  images, so that it trains in minutes on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyalex import layers
+from tinyalex.backend import get_array_module, to_device
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One convolutional block: conv -> ReLU [-> LRN] [-> 3/2 max-pool]."""
+
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    groups: int = 1  # 2 = the paper's two-GPU split (section 3.2)
+    lrn: bool = False  # local response normalization after the ReLU (section 3.3)
+    pool: bool = False  # overlapping max-pool after the ReLU / LRN (section 3.4)
+
+
+@dataclass(frozen=True)
+class AlexNetConfig:
+    """Everything that defines the network's shape and initialisation."""
+
+    name: str = "paper"
+    image_size: int = 256  # images are rescaled so the shorter side is this, then centre-cropped
+    input_size: int = 227  # the crop the network sees (the paper's "224", see alexnet-paper.md)
+    in_channels: int = 3
+    # The net's input is the mean-centred RGB image in 0..255 units (section 2). It is
+    # multiplied by input_scale first: the paper feeds the raw values (1.0); the mini preset
+    # scales them to about unit variance (1/64) so that He initialisation starts well.
+    input_scale: float = 1.0
+    convs: tuple[ConvSpec, ...] = (
+        ConvSpec(96, 11, stride=4, lrn=True, pool=True),  # conv1: 96 x 55 x 55 -> 27 x 27
+        ConvSpec(256, 5, pad=2, groups=2, lrn=True, pool=True),  # conv2: 256 x 27 x 27 -> 13
+        ConvSpec(384, 3, pad=1),  # conv3 reads both towers
+        ConvSpec(384, 3, pad=1, groups=2),  # conv4
+        ConvSpec(256, 3, pad=1, groups=2, pool=True),  # conv5: 256 x 13 x 13 -> 6 x 6
+    )
+    hidden: tuple[int, ...] = (4096, 4096)  # fc6, fc7
+    num_classes: int = 1000  # fc8
+    dropout: float = 0.5  # on the outputs of fc6 and fc7 (section 4.2)
+    lrn_n: int = 5  # LRN constants of section 3.3; alpha NOT divided by n
+    lrn_k: float = 2.0
+    lrn_alpha: float = 1e-4
+    lrn_beta: float = 0.75
+    pool_size: int = 3  # overlapping pooling, z = 3, s = 2 (section 3.4)
+    pool_stride: int = 2
+    # "paper": weights ~ N(0, 0.01^2), biases 1 in conv2, conv4, conv5, fc6, fc7, else 0
+    # (section 5). "he": weights ~ N(0, 2 / fan_in) (He et al. 2015), the same biases;
+    # a scaled-down net with the paper's tiny std can sit at chance for many epochs.
+    init: str = "paper"
+    bias_one: tuple[str, ...] = ("conv2", "conv4", "conv5", "fc6", "fc7")
+
+    def replace(self, **changes) -> AlexNetConfig:
+        """A copy with some fields changed (e.g. ``num_classes``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain data (for checkpoints); inverse of :meth:`from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AlexNetConfig:
+        d = dict(d)
+        d["convs"] = tuple(ConvSpec(**c) for c in d["convs"])
+        d["hidden"] = tuple(d["hidden"])
+        d["bias_one"] = tuple(d["bias_one"])
+        return cls(**d)
+
+
+PRESETS: dict[str, AlexNetConfig] = {
+    "paper": AlexNetConfig(),
+    "mini": AlexNetConfig(
+        name="mini",
+        image_size=72,
+        input_size=63,
+        convs=(
+            ConvSpec(24, 7, stride=2, lrn=True, pool=True),  # 24 x 29 x 29 -> 14 x 14
+            ConvSpec(64, 5, pad=2, groups=2, lrn=True, pool=True),  # 64 x 14 x 14 -> 6 x 6
+            ConvSpec(96, 3, pad=1),
+            ConvSpec(96, 3, pad=1, groups=2),
+            ConvSpec(64, 3, pad=1, groups=2, pool=True),  # 64 x 6 x 6 -> 2 x 2
+        ),
+        hidden=(512, 512),
+        num_classes=10,
+        input_scale=1 / 64,
+        init="he",  # with biases 0: the paper's bias 1 compounds through He-scaled layers
+        bias_one=(),
+    ),
+}
+
+
+def get_config(config: str | AlexNetConfig) -> AlexNetConfig:
+    """A preset by name, or the config itself."""
+    if isinstance(config, AlexNetConfig):
+        return config
+    if config not in PRESETS:
+        raise ValueError(f"unknown config {config!r}: use one of {', '.join(PRESETS)}")
+    return PRESETS[config]
+
+
+@dataclass
+class Step:
+    """One entry of the layer sequence. ``kind`` picks the layer function pair."""
+
+    name: str
+    kind: str  # conv, relu, lrn, pool, flatten-free fc, dropout
+    options: dict = field(default_factory=dict)
+
+
+def build_steps(config: AlexNetConfig) -> list[Step]:
+    """The paper's layer sequence for a config (see the module docstring)."""
+    steps = []
+    for i, spec in enumerate(config.convs, start=1):
+        steps.append(Step(f"conv{i}", "conv", dict(stride=spec.stride, pad=spec.pad,
+                                                   groups=spec.groups)))
+        steps.append(Step(f"relu{i}", "relu"))
+        if spec.lrn:
+            steps.append(Step(f"norm{i}", "lrn", dict(n=config.lrn_n, k=config.lrn_k,
+                                                      alpha=config.lrn_alpha,
+                                                      beta=config.lrn_beta)))
+        if spec.pool:
+            steps.append(Step(f"pool{i}", "pool", dict(size=config.pool_size,
+                                                       stride=config.pool_stride)))
+    first_fc = len(config.convs) + 1
+    for i, _ in enumerate(config.hidden, start=first_fc):
+        steps.append(Step(f"fc{i}", "fc"))
+        steps.append(Step(f"relu{i}", "relu"))
+        steps.append(Step(f"drop{i}", "dropout", dict(p=config.dropout)))
+    steps.append(Step(f"fc{first_fc + len(config.hidden)}", "fc"))
+    return steps
+
+
+def layer_shapes(config: AlexNetConfig) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """(step name, output shape per image, parameters, multiply-adds per image) for each step.
+
+    Computed from the config alone, without running the network.
+    """
+    rows = []
+    C, H, W = config.in_channels, config.input_size, config.input_size
+    features = None
+    conv_specs = iter(config.convs)
+    fc_sizes = iter((*config.hidden, config.num_classes))
+    for step in build_steps(config):
+        params = macs = 0
+        if step.kind == "conv":
+            spec = next(conv_specs)
+            H = layers.conv_output_size(H, spec.kernel, spec.stride, spec.pad)
+            W = layers.conv_output_size(W, spec.kernel, spec.stride, spec.pad)
+            fan_in = C // spec.groups * spec.kernel**2
+            C = spec.out_channels
+            params = C * fan_in + C
+            macs = C * H * W * fan_in
+        elif step.kind == "pool":
+            H = layers.pool_output_size(H, config.pool_size, config.pool_stride)
+            W = layers.pool_output_size(W, config.pool_size, config.pool_stride)
+        elif step.kind == "fc":
+            fan_in = features if features is not None else C * H * W
+            features = next(fc_sizes)
+            params = features * fan_in + features
+            macs = features * fan_in
+        shape = (features,) if features is not None else (C, H, W)
+        rows.append((step.name, shape, params, macs))
+    return rows
+
+
+def init_params(config: AlexNetConfig, seed: int = 0, dtype=np.float32) -> dict:
+    """Fresh NumPy parameters: ``{name.w, name.b}`` for every conv and fc step (section 5).
+
+    Conv weights are (F, C // groups, KH, KW), fc weights (out, in).
+    """
+    if config.init not in ("paper", "he"):
+        raise ValueError(f"unknown init {config.init!r}: use 'paper' or 'he'")
+    rng = np.random.default_rng(seed)
+    params = {}
+    conv_specs = iter(config.convs)
+    previous = (config.in_channels, config.input_size, config.input_size)  # input of the step
+    for name, shape, _, _ in layer_shapes(config):
+        if name.startswith("conv"):
+            spec = next(conv_specs)
+            w_shape = (shape[0], previous[0] // spec.groups, spec.kernel, spec.kernel)
+        elif name.startswith("fc"):
+            w_shape = (shape[0], int(np.prod(previous)))  # fc6 reads the flattened pool5
+        else:
+            previous = shape
+            continue
+        fan_in = int(np.prod(w_shape[1:]))
+        std = 0.01 if config.init == "paper" else np.sqrt(2.0 / fan_in)
+        params[f"{name}.w"] = (rng.standard_normal(w_shape) * std).astype(dtype)
+        bias = 1.0 if name in config.bias_one else 0.0
+        params[f"{name}.b"] = np.full(w_shape[0], bias, dtype=dtype)
+        previous = shape
+    return params
+
+
+class AlexNet:
+    """The network: parameters, the layer sequence, and the caches of the last forward pass.
+
+    ``net = AlexNet("mini")``; ``logits = net.forward(x, train=True)`` with x
+    (N, 3, input_size, input_size); ``grads = net.backward(dlogits)`` after a training
+    forward pass returns a dict with the keys of ``net.params``.
+
+    The only state besides ``params`` is what a backward pass needs: the layer caches of the
+    most recent ``forward`` (replaced by every call), the outputs of each step of that call
+    in ``activations`` (for visualisation), and ``rng``, the generator of the dropout masks
+    (saved in checkpoints so a resumed run draws the same masks).
+    """
+
+    def __init__(self, config: str | AlexNetConfig = "mini", num_classes: int | None = None,
+                 seed: int = 0, dtype=np.float32):
+        config = get_config(config)
+        if num_classes is not None:
+            config = config.replace(num_classes=int(num_classes))
+        self.config = config
+        self.steps = build_steps(config)
+        self.params = init_params(config, seed=seed, dtype=dtype)
+        self.rng = np.random.default_rng([seed, 1])  # dropout masks; separate from the init
+        self.activations: dict = {}
+        self._caches: list | None = None
+
+    @property
+    def device(self) -> str:
+        """``cpu`` or ``gpu``: where the parameters live."""
+        from tinyalex.backend import is_gpu_array
+
+        return "gpu" if is_gpu_array(self.params["fc8.w"]) else "cpu"
+
+    def to(self, device: str) -> AlexNet:
+        """Move the parameters to ``cpu`` (NumPy) or ``gpu`` (CuPy), in place; returns self."""
+        self.params = to_device(self.params, device)
+        self._caches = None
+        self.activations = {}
+        return self
+
+    def forward(self, x, train: bool = False, keep_activations: bool = False):
+        """Logits (N, num_classes) for images x (N, C, input_size, input_size).
+
+        train: dropout on (and caches kept for ``backward``). keep_activations: also store
+        each step's output in ``self.activations`` (for feature maps and fc7 retrieval).
+        """
+        expected = (self.config.in_channels, self.config.input_size, self.config.input_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"AlexNet({self.config.name}): input must be (N, {expected[0]}, "
+                             f"{expected[1]}, {expected[2]}), got {tuple(x.shape)}")
+        p = self.params
+        if x.dtype != p["fc8.w"].dtype:
+            raise ValueError(f"AlexNet: input dtype {x.dtype} differs from the parameters' "
+                             f"{p['fc8.w'].dtype}")
+        caches = []
+        self.activations = {}
+        if self.config.input_scale != 1:
+            x = x * x.dtype.type(self.config.input_scale)
+        for step in self.steps:
+            if step.kind == "conv":
+                x, cache = layers.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"],
+                                               **step.options)
+            elif step.kind == "relu":
+                x, cache = layers.relu_forward(x)
+            elif step.kind == "lrn":
+                x, cache = layers.lrn_forward(x, **step.options)
+            elif step.kind == "pool":
+                x, cache = layers.maxpool_forward(x, **step.options)
+            elif step.kind == "dropout":
+                x, cache = layers.dropout_forward(x, train=train, rng=self.rng, **step.options)
+            elif step.kind == "fc":
+                x, cache = layers.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
+            else:
+                raise AssertionError(step.kind)
+            caches.append(cache)
+            if keep_activations:
+                self.activations[step.name] = x
+        self._caches = caches if train else None
+        return x
+
+    def backward(self, dlogits) -> dict:
+        """Gradients of the loss with respect to every parameter, from dL/dlogits (N, classes).
+
+        Needs the caches of a preceding ``forward(x, train=True)``.
+        """
+        if self._caches is None:
+            raise RuntimeError("AlexNet.backward needs a preceding forward(x, train=True)")
+        grads = {}
+        dx = dlogits
+        for step, cache in zip(reversed(self.steps), reversed(self._caches), strict=True):
+            if step.kind == "conv":
+                dx, grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.conv_backward(
+                    dx, cache)
+            elif step.kind == "fc":
+                dx, grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.linear_backward(
+                    dx, cache)
+            elif step.kind == "relu":
+                dx = layers.relu_backward(dx, cache)
+            elif step.kind == "lrn":
+                dx = layers.lrn_backward(dx, cache)
+            elif step.kind == "pool":
+                dx = layers.maxpool_backward(dx, cache)
+            elif step.kind == "dropout":
+                dx = layers.dropout_backward(dx, cache)
+        return {name: grads[name] for name in self.params}
+
+    def loss(self, x, labels, train: bool = True):
+        """Forward pass plus softmax cross-entropy: returns (loss, logits, dlogits)."""
+        logits = self.forward(x, train=train)
+        loss, dlogits = layers.softmax_cross_entropy(logits, labels)
+        return loss, logits, dlogits
+
+    def predict_proba(self, x, batch_size: int = 256):
+        """Softmax probabilities (N, classes) in evaluation mode, in batches."""
+        xp = get_array_module(x)
+        out = [layers.softmax(self.forward(x[i : i + batch_size]))
+               for i in range(0, x.shape[0], batch_size)]
+        return xp.concatenate(out)
+
+    def num_params(self) -> int:
+        return int(sum(v.size for v in self.params.values()))
+
+    def summary(self) -> str:
+        """A table: each step's output shape, parameters and multiply-adds per image."""
+        rows = layer_shapes(self.config)
+        lines = [f"AlexNet '{self.config.name}': input {self.config.in_channels} x "
+                 f"{self.config.input_size} x {self.config.input_size}",
+                 f"{'layer':<8}{'output':>18}{'params':>14}{'mult-adds':>16}"]
+        for name, shape, params, macs in rows:
+            shape_text = " x ".join(str(s) for s in shape)
+            lines.append(f"{name:<8}{shape_text:>18}{params:>14,}{macs:>16,}")
+        total_params = sum(r[2] for r in rows)
+        total_macs = sum(r[3] for r in rows)
+        lines.append(f"{'total':<8}{'':>18}{total_params:>14,}{total_macs:>16,}")
+        return "\n".join(lines)

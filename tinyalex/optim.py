@@ -1,0 +1,138 @@
+"""Stochastic gradient descent exactly as the paper writes it, and its learning-rate schedules.
+
+Section 5: batch 128, momentum 0.9, weight decay 0.0005, and
+
+    v <- 0.9 v - 0.0005 * lr * w - lr * dL/dw
+    w <- w + v
+
+The learning rate sits *inside* the velocity. PyTorch's SGD keeps it outside
+(v <- 0.9 v + g; w <- w - lr v), which is the same for a fixed rate but not when the rate is
+divided by 10: here the velocity built at the old rate keeps its size for a while; there it
+shrinks at once.
+
+Weight decay applies to the weights only, not to the biases, as in Krizhevsky's cuda-convnet
+layer definitions and Caffe's reference AlexNet (bias decay 0): decay is a prior that keeps
+the *weights* small; pulling the biases (which the paper initialises to 1 in conv2, 4, 5,
+fc6, fc7 precisely to start the ReLUs positive) towards 0 regularises nothing useful.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tinyalex.backend import get_array_module
+
+
+def decays(name: str) -> bool:
+    """Whether a parameter gets weight decay: weights (``*.w``) yes, biases (``*.b``) no."""
+    return name.endswith(".w")
+
+
+class SGD:
+    """The paper's momentum SGD over a dict of parameters (updated in place).
+
+    velocity: a dict with the same keys as the parameters (zeros at the start), on the same
+    device. ``lr`` may be changed between steps (the schedules below do).
+    """
+
+    def __init__(self, params: dict, lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 5e-4):
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.velocity = {name: get_array_module(p).zeros_like(p) for name, p in params.items()}
+
+    def step(self, params: dict, grads: dict) -> None:
+        """One update of every parameter, in place: v = m v - wd lr w - lr g; w += v."""
+        for name, w in params.items():
+            v = self.velocity[name]
+            v *= self.momentum
+            if self.weight_decay and decays(name):
+                v -= (self.weight_decay * self.lr) * w
+            v -= self.lr * grads[name]
+            w += v
+
+    def state_dict(self) -> dict:
+        """Hyperparameters (plain numbers); the velocity is saved separately as arrays."""
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+
+    def load_state_dict(self, state: dict, velocity: dict) -> None:
+        self.lr = float(state["lr"])
+        self.momentum = float(state["momentum"])
+        self.weight_decay = float(state["weight_decay"])
+        for name, v in velocity.items():
+            self.velocity[name][...] = get_array_module(self.velocity[name]).asarray(v)
+
+
+class ReduceOnPlateau:
+    """Divide the rate by ``factor`` when validation error stops improving (section 5).
+
+    The paper "divided the learning rate by 10 when the validation error rate stopped
+    improving with the current learning rate", three times in all. After each epoch call
+    ``step(val_error)``; it returns the rate for the next epoch. ``patience``: epochs without
+    an improvement of more than ``min_delta`` before a reduction.
+    """
+
+    kind = "plateau"
+
+    def __init__(self, lr: float, factor: float = 0.1, patience: int = 2,
+                 max_reductions: int = 3, min_delta: float = 1e-4):
+        self.lr = float(lr)
+        self.factor = float(factor)
+        self.patience = int(patience)
+        self.max_reductions = int(max_reductions)
+        self.min_delta = float(min_delta)
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.reductions = 0
+
+    def step(self, val_error: float, epoch: int | None = None) -> float:
+        if val_error < self.best - self.min_delta:
+            self.best = float(val_error)
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs > self.patience and self.reductions < self.max_reductions:
+                self.lr *= self.factor
+                self.reductions += 1
+                self.bad_epochs = 0
+        return self.lr
+
+    def state_dict(self) -> dict:
+        return dict(vars(self), kind=self.kind)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            if key != "kind":
+                setattr(self, key, value)
+
+
+class StepSchedule:
+    """A fixed schedule: the rate is divided by ``factor`` at each epoch in ``milestones``.
+
+    ``step(val_error, epoch)`` returns the rate for epoch ``epoch + 1`` (epochs count from 0).
+    """
+
+    kind = "step"
+
+    def __init__(self, lr: float, milestones=(), factor: float = 0.1):
+        self.base_lr = float(lr)
+        self.milestones = sorted(int(m) for m in milestones)
+        self.factor = float(factor)
+        self.lr = self.rate_at(0)
+
+    def rate_at(self, epoch: int) -> float:
+        passed = sum(1 for m in self.milestones if epoch >= m)
+        return self.base_lr * self.factor**passed
+
+    def step(self, val_error: float, epoch: int) -> float:
+        self.lr = self.rate_at(epoch + 1)
+        return self.lr
+
+    def state_dict(self) -> dict:
+        return dict(vars(self), kind=self.kind)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            if key != "kind":
+                setattr(self, key, value)
