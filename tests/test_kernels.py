@@ -9,13 +9,20 @@ kernels run either through ``tinyalex.cuda.ops`` directly or through the layer f
 
 import numpy as np
 import pytest
+from kernel_cases import (
+    BWD,
+    CONV_CASES,
+    FWD,
+    IM2COL_CASES,
+    LRN_CASES,
+    POOL_CASES,
+    pool_input,
+    rand,
+)
 
 from tinyalex import layers
 from tinyalex.backend import kernel_ops
 from tinyalex.cuda import ops as kernel_module
-
-FWD = {"rtol": 1e-5, "atol": 1e-5}  # tol + eps * |ref|, forward
-BWD = {"rtol": 1e-4, "atol": 1e-4}  # backward
 
 
 @pytest.fixture
@@ -29,10 +36,6 @@ def off(monkeypatch):
     monkeypatch.setenv("TINYALEX_KERNELS", "off")
 
 
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
 def test_backend_hands_out_the_emulator(monkeypatch):
     x = rand(1, 1, 2, 2)
     monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
@@ -44,17 +47,6 @@ def test_backend_hands_out_the_emulator(monkeypatch):
 
 # ---- im2col / col2im ----------------------------------------------------------------------------
 
-# (N, C, H, W, kh, kw, stride, pad): odd, non-square images and kernels, stride 4, pad 2,
-# stride > kernel (skipped pixels), a window as large as the padded image.
-IM2COL_CASES = [
-    (2, 3, 11, 11, 3, 3, 1, 1),
-    (2, 3, 35, 31, 11, 11, 4, 0),  # conv1-like: 11x11, stride 4
-    (2, 4, 9, 7, 5, 5, 1, 2),  # conv2-like: 5x5, pad 2, non-square
-    (1, 2, 8, 10, 3, 3, 2, 0),
-    (2, 3, 7, 9, 3, 2, 2, 1),  # non-square kernel
-    (1, 2, 9, 9, 2, 2, 3, 0),  # stride > kernel
-    (1, 1, 5, 4, 7, 6, 1, 1),  # one window covering the padded image
-]
 
 
 @pytest.mark.parametrize("case", IM2COL_CASES)
@@ -91,13 +83,6 @@ def test_col2im_is_the_adjoint_of_im2col(emulated, case):
     assert abs(lhs - rhs) <= 1e-4 * (1 + abs(lhs))
 
 
-# (N, C, H, W, F, K, stride, pad, groups)
-CONV_CASES = [
-    (2, 3, 15, 13, 4, 5, 4, 2, 1),  # stride 4, pad 2, non-square
-    (2, 4, 9, 9, 6, 5, 1, 2, 2),  # groups 2 (the two-GPU split), pad 2
-    (1, 6, 7, 6, 4, 3, 1, 1, 2),
-    (2, 2, 11, 11, 4, 11, 4, 0, 2),
-]
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -119,14 +104,6 @@ def test_conv_layer_through_kernels(monkeypatch, case):
 
 # ---- local response normalization ---------------------------------------------------------------
 
-# (N, C, H, W, n, k, alpha, beta)
-LRN_CASES = [
-    (2, 7, 5, 3, 5, 2.0, 1e-4, 0.75),  # the paper's constants, odd and non-square
-    (2, 8, 4, 4, 5, 1.0, 0.5, 0.75),  # large alpha: the cross-channel term matters
-    (1, 2, 3, 5, 5, 2.0, 0.3, 0.75),  # fewer channels than the window
-    (1, 6, 3, 3, 3, 1.0, 0.1, 0.5),
-    (1, 4, 2, 3, 1, 2.0, 0.2, 1.0),  # n = 1: each channel alone
-]
 
 
 @pytest.mark.parametrize("case", LRN_CASES)
@@ -166,28 +143,13 @@ def test_lrn_uses_the_papers_alpha(emulated):
 
 # ---- max-pooling --------------------------------------------------------------------------------
 
-# (N, C, H, W, size, stride)
-POOL_CASES = [
-    (2, 3, 13, 13, 3, 2),  # AlexNet's overlapping 3/2 pool
-    (1, 2, 7, 10, 3, 2),  # non-square, a leftover column
-    (2, 2, 8, 8, 2, 2),  # non-overlapping
-    (1, 3, 6, 5, 3, 1),  # heavy overlap
-    (1, 2, 9, 8, 2, 3),  # gaps between windows
-]
-
-
-def _pool_input(N, C, H, W, seed, ties):
-    if ties:  # few distinct values: most windows hold several equal maxima
-        rng = np.random.default_rng(seed)
-        return rng.integers(0, 3, size=(N, C, H, W)).astype(np.float32)
-    return rand(N, C, H, W, seed=seed)
 
 
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_maxpool_matches_layers(emulated, monkeypatch, case, ties):
     N, C, H, W, size, stride = case
-    x = _pool_input(N, C, H, W, 9, ties)
+    x = pool_input(N, C, H, W, 9, ties)
     out, argmax = emulated.maxpool_forward(x, size, stride)
     dout = rand(*out.shape, seed=10)
     dx = emulated.maxpool_backward(dout, argmax, x.shape, size, stride)
