@@ -5,15 +5,22 @@ the CUDA source compiled by the CPU emulator; matrix products stay NumPy. The lo
 every gradient and the parameters after one SGD step must match the plain NumPy run.
 """
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 from kernel_cases import scaled_close
 
+import tinyalex
 from tinyalex.cuda import ops as kernel_module
 from tinyalex.model import AlexNet
 from tinyalex.optim import SGD
 
+REPO_ROOT = Path(tinyalex.__file__).resolve().parent.parent
 OPS = ("im2col", "col2im", "lrn_forward", "lrn_backward", "maxpool_forward", "maxpool_backward")
 
 
@@ -62,3 +69,18 @@ def test_mini_network_train_step_on_emulated_kernels(monkeypatch):
         assert ok, f"{name} after the SGD step differs by {error}"
     # "Seconds, not minutes" (the first run includes compiling the three .cu files).
     assert seconds < 60, f"emulated train step took {seconds:.1f} s"
+
+
+@pytest.mark.slow
+def test_mini_network_is_clean_under_address_sanitizer():
+    """The same train step with every kernel built with ASan: no out-of-bounds access anywhere."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    test = f"{Path(__file__).resolve()}::test_mini_network_train_step_on_emulated_kernels"
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyalex.cuda.emulator", "--debug", "--",
+         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 passed" in result.stdout

@@ -299,8 +299,8 @@ class EmulatedKernel:
         if not isinstance(arg, np.generic) or arg.dtype != dtype:
             got = type(arg).__name__ if not isinstance(arg, np.generic) else f"np.{arg.dtype}"
             raise TypeError(
-                f"{where}: expected np.{dtype} (CuPy would pass a {got} with the wrong size or "
-                f"type without complaint), got {got}"
+                f"{where}: expected np.{dtype}, got {got}. Pass the exact type: on a GPU, CuPy "
+                "sends a Python int as int64 and a float as double, and the kernel misreads them"
             )
         return ctype(arg.item())
 
