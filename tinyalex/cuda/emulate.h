@@ -31,8 +31,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cfloat>
-#include <climits>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>

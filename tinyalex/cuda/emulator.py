@@ -103,9 +103,13 @@ def cache_dir() -> Path:
 
 
 def asan_runtime() -> str:
-    """Path of g++'s AddressSanitizer runtime (for LD_PRELOAD)."""
+    """Path of g++'s AddressSanitizer runtime (for LD_PRELOAD); RuntimeError when it has none."""
+    _compiler_version()  # a clear error first when there is no compiler at all
     out = subprocess.run([CXX, "-print-file-name=libasan.so"], capture_output=True, text=True)
-    return out.stdout.strip()
+    path = out.stdout.strip()
+    if not os.path.isabs(path) or not os.path.exists(path):  # g++ echoes the bare name
+        raise RuntimeError(f"{CXX} has no AddressSanitizer runtime (libasan.so): install libasan")
+    return path
 
 
 def asan_loaded() -> bool:
@@ -121,7 +125,7 @@ def asan_environment() -> dict[str, str]:
     """Environment variables that run a child process with the ASan runtime and debug builds."""
     return {
         "LD_PRELOAD": asan_runtime(),
-        # Python itself leaks by ASan's standards; abort on the first real error.
+        # Python itself "leaks" by ASan's standards; stop at the first real memory error.
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1",
         "TINYALEX_EMULATOR_DEBUG": "1",
     }
@@ -228,10 +232,17 @@ def build(source: str, filename: str, include_dirs=(), debug: bool = False) -> P
 
 
 def _compiler_version() -> str:
+    """``$CXX --version`` (part of the cache key); RuntimeError when there is no compiler."""
     if not hasattr(_compiler_version, "text"):
-        out = subprocess.run([CXX, "--version"], capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"emulator: cannot run the C++ compiler {CXX!r}")
+        try:
+            out = subprocess.run([CXX, "--version"], capture_output=True, text=True)
+        except FileNotFoundError:
+            out = None
+        if out is None or out.returncode != 0:
+            raise RuntimeError(
+                f"emulator: cannot run the C++ compiler {CXX!r}; it needs g++ with C++20 "
+                "support (apt install g++), or set $CXX"
+            )
         _compiler_version.text = out.stdout
     return _compiler_version.text
 
