@@ -1,0 +1,243 @@
+"""Image folders (ImageNet / Imagenette layout) -> ``ImageSet``s through a decode-once cache.
+
+Layout::
+
+    PATH/train/<class>/<images>      class = folder name; classes sorted by name
+    PATH/val/<class>/<images>        optional; without it a seeded, per-class fraction of
+                                     train/ is held out (the same files every run)
+
+Decoding JPEGs is what limits a CPU training run, so every file is decoded once (Pillow,
+``decode.py``: RGB, shorter side -> S, centre crop) into a raw uint8 file per split::
+
+    <cache>/decoded/<folder>-<S>px-<key>/train.u8        N_train x S x S x 3 bytes, row-major
+                                         train-labels.npy int64 (N_train,)
+                                         val.u8, val-labels.npy
+                                         meta.json        classes, counts, skipped files
+
+and every later run maps that file with ``np.memmap``: the OS pages in the rows a batch
+touches, so memory stays bounded whatever the size of the set. ``key`` hashes the file list
+with each file's size and modification time, S, and the split settings: adding, removing or
+touching a file, or asking for another S, builds a fresh cache instead of reusing a stale one.
+The cache folder is written under a temporary name and renamed when complete.
+
+Files that Pillow cannot decode (truncated, not an image, an HTML page saved as .jpg, a
+stray .txt) are skipped and listed in ``ImageSet.skipped``; names starting with "." (.DS_Store,
+editor files) are ignored without a report.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tinyalex.data.decode import decode, describe_error
+from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_root
+
+CACHE_VERSION = 1   # bump when decoding changes, so old caches are not reused
+
+
+def find_classes(split_dir: Path) -> list[str]:
+    """Sorted names of the class folders in ``split_dir`` (hidden folders ignored)."""
+    return sorted(entry.name for entry in os.scandir(split_dir)
+                  if entry.is_dir() and not entry.name.startswith("."))
+
+
+def list_files(split_dir: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    """Every non-hidden file under ``split_dir/<class>/`` (sub-folders included), sorted.
+
+    Returns (paths, labels) with labels indexing ``classes``; classes without a folder here
+    contribute nothing.
+    """
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        class_dir = split_dir / name
+        if not class_dir.is_dir():
+            continue
+        found = []
+        for dirpath, dirnames, filenames in os.walk(class_dir):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            found += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
+        found.sort()
+        paths += found
+        labels += [label] * len(found)
+    return paths, labels
+
+
+def hold_out(paths: list[Path], labels: list[int], classes: list[str], fraction: float,
+             seed: int) -> np.ndarray:
+    """Boolean (len(paths),) mask of the files held out for validation.
+
+    Per class (stratified): round(fraction * n) files, at least 1 when fraction > 0 and the
+    class has 2 or more, never all of them. Chosen by a generator seeded with (seed, CRC of
+    the class name), so the choice does not depend on the other classes.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"val_fraction={fraction} must be in [0, 1): use e.g. 0.1")
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    is_val = np.zeros(len(paths), dtype=bool)
+    for label, name in enumerate(classes):
+        members = np.flatnonzero(labels_arr == label)   # already sorted by path
+        n = len(members)
+        k = int(round(fraction * n))
+        if fraction > 0 and n >= 2:
+            k = min(max(k, 1), n - 1)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(name.encode())]))
+        is_val[members[rng.choice(n, size=k, replace=False)]] = True
+    return is_val
+
+
+def _file_stamp(path: Path, root: Path) -> str:
+    st = path.stat()
+    return f"{path.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n"
+
+
+def _ordered_map(fn, items, workers: int, window: int = 256):
+    """``map(fn, items)`` on a thread pool, in order, with at most ``window`` tasks in flight.
+
+    Pillow releases the GIL while it decodes and resamples, so threads decode in parallel;
+    the bounded window keeps memory flat however many files there are.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pending = collections.deque()
+    with ThreadPoolExecutor(workers) as pool:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _decode_or_reason(args):
+    path, size = args
+    try:
+        return decode(path, size), None
+    except Exception as err:   # any decoder failure: the file is skipped and reported
+        return None, describe_error(err)
+
+
+def _decode_split(paths, labels, size, out_dir: Path, name: str, workers: int, log):
+    """Decode files in order, appending good ones to ``out_dir/<name>.u8``.
+
+    Returns (count, labels int64 of the kept files, skipped [(path, reason)]).
+    """
+    kept_labels, skipped = [], []
+    last_report = time.monotonic()
+    with open(out_dir / f"{name}.u8", "wb") as raw:
+        results = _ordered_map(_decode_or_reason, [(p, size) for p in paths], workers)
+        for i, ((image, reason), path, label) in enumerate(zip(results, paths, labels,
+                                                               strict=True)):
+            if image is None:
+                skipped.append((str(path), reason))
+                continue
+            raw.write(image.tobytes())         # HWC, C order: row i of the (N, S, S, 3) array
+            kept_labels.append(label)
+            if log and time.monotonic() - last_report > 10:
+                log(f"decoding {name}: {i + 1}/{len(paths)} files")
+                last_report = time.monotonic()
+    return len(kept_labels), np.asarray(kept_labels, dtype=np.int64), skipped
+
+
+def open_cached_split(cache: Path, name: str, meta: dict) -> ImageSet:
+    """Map one split of a finished cache folder (see the module docstring) as an ImageSet."""
+    size, count = meta["image_size"], meta["counts"][name]
+    if count:
+        images = np.memmap(cache / f"{name}.u8", dtype=np.uint8, mode="r",
+                           shape=(count, size, size, 3))
+    else:   # np.memmap refuses an empty file
+        images = np.zeros((0, size, size, 3), dtype=np.uint8)
+    labels = np.load(cache / f"{name}-labels.npy")
+    skipped = [tuple(item) for item in meta["skipped"][name]]
+    return ImageSet(images, labels, list(meta["classes"]), skipped, name)
+
+
+def open_folder(root, image_size: int, cache_dir=None, val_fraction: float = 0.1, seed: int = 0,
+                workers: int | None = None, log=None) -> tuple[ImageSet, ImageSet]:
+    """Open ``root`` (layout in the module docstring) as (train, val) ImageSets of side S.
+
+    Decodes into the cache on first use (``log`` gets progress lines), then memory-maps it.
+    Raises DataError for a missing folder, no classes, or a class with no usable image.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist: pass a folder holding "
+                        "train/<class>/ image folders (or leave --data out for the built-in set)")
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir():
+        raise DataError(f"{root} has no train/ folder: put the images in {root}/train/<class>/ "
+                        "(and optionally val/<class>/)")
+    classes = find_classes(train_dir)
+    if not classes:
+        raise DataError(f"{train_dir} has no class folders: put each class's images in its own "
+                        f"folder, {train_dir}/<class>/")
+    paths, labels = list_files(train_dir, classes)
+    if val_dir.is_dir():
+        extra = sorted(set(find_classes(val_dir)) - set(classes))
+        if extra:
+            raise DataError(f"{val_dir} has class folders missing from train/ ({', '.join(extra)})"
+                            ": give every val class a train folder, or remove it from val/")
+        val_paths, val_labels = list_files(val_dir, classes)
+        split_desc = "val/"
+    else:
+        is_val = hold_out(paths, labels, classes, val_fraction, seed)
+        val_paths = [p for p, v in zip(paths, is_val, strict=True) if v]
+        val_labels = [lab for lab, v in zip(labels, is_val, strict=True) if v]
+        paths = [p for p, v in zip(paths, is_val, strict=True) if not v]
+        labels = [lab for lab, v in zip(labels, is_val, strict=True) if not v]
+        split_desc = f"held-out {val_fraction} seed {seed}"
+
+    # The cache key: everything that changes what the decoded arrays hold.
+    digest = hashlib.sha256(f"v{CACHE_VERSION} {image_size} {split_desc}\n".encode())
+    for name, split_paths, split_labels in (("train", paths, labels),
+                                            ("val", val_paths, val_labels)):
+        for path, label in zip(split_paths, split_labels, strict=True):
+            digest.update(f"{name} {label} {_file_stamp(path, root)}".encode())
+    safe_name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in root.name) or "data"
+    cache = cache_root(cache_dir) / "decoded" / (f"{safe_name}-{image_size}px-"
+                                                 f"{digest.hexdigest()[:16]}")
+
+    if not (cache / "meta.json").is_file():
+        workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        if log:
+            log(f"decoding {len(paths)} train and {len(val_paths)} val files from {root} "
+                f"into {cache} (once)")
+        with atomic_directory(cache) as tmp:
+            meta = {"source": str(root), "image_size": image_size, "classes": classes,
+                    "split": split_desc, "counts": {}, "skipped": {}}
+            for name, split_paths, split_labels in (("train", paths, labels),
+                                                    ("val", val_paths, val_labels)):
+                count, kept, skipped = _decode_split(split_paths, split_labels, image_size, tmp,
+                                                     name, workers, log)
+                np.save(tmp / f"{name}-labels.npy", kept)
+                meta["counts"][name] = count
+                meta["skipped"][name] = skipped
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")   # last: complete
+
+    meta = json.loads((cache / "meta.json").read_text())
+    train, val = open_cached_split(cache, "train", meta), open_cached_split(cache, "val", meta)
+    for split, folder in ((train, train_dir), (val, val_dir if val_dir.is_dir() else None)):
+        _check_classes(split, folder, paths if split is train else val_paths,
+                       labels if split is train else val_labels)
+    return train, val
+
+
+def _check_classes(split: ImageSet, folder: Path | None, paths, labels):
+    """DataError for a class that had files (or a folder) in this split but no usable image."""
+    listed = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(split.classes))
+    usable = np.bincount(split.labels, minlength=len(split.classes))
+    for label, name in enumerate(split.classes):
+        has_folder = folder is not None and (folder / name).is_dir()
+        if (has_folder or (split.name == "train")) and usable[label] == 0:
+            where = folder / name if folder is not None else name
+            raise DataError(f"class folder {where} has no usable image ({listed[label]} files, "
+                            f"{listed[label]} skipped): add images to it or remove it")
