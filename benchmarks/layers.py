@@ -46,8 +46,8 @@ def backward_step(step, dout, cache, first):
     The first layer computes only its weight gradients, as AlexNet.backward does: nothing
     needs the gradient of the images.
     """
-    if step.kind == "conv" and first:
-        layers.conv_weight_grads(dout, cache)
+    if step.kind == "conv" and first and hasattr(layers, "conv_weight_grads"):
+        layers.conv_weight_grads(dout, cache)  # (older tinyalex: conv_backward below)
         return None
     if step.kind == "conv":
         return layers.conv_backward(dout, cache)[0]
