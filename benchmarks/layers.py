@@ -11,6 +11,10 @@ The machine is usually shared, so compare ratios between runs, not single number
 
 from __future__ import annotations
 
+# isort: off
+import tinyalex  # noqa: F401  (before NumPy: sets OpenBLAS's thread timeout, see __init__)
+
+# isort: on
 import argparse
 import os
 import platform

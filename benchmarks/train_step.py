@@ -27,6 +27,10 @@ both give the same loss before timing.
 
 from __future__ import annotations
 
+# isort: off
+import tinyalex  # noqa: F401  (before NumPy: sets OpenBLAS's thread timeout, see __init__)
+
+# isort: on
 import argparse
 import json
 import os
@@ -227,7 +231,8 @@ def main(argv=None):
     print(f"preset {args.preset}, batch {batch}, float32, {args.steps} timed steps each"
           + (", alternating with PyTorch" if use_torch else ""))
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} "
-          f"(1 min) at start")
+          f"(1 min) at start; OPENBLAS_THREAD_TIMEOUT="
+          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}")
     peak = matmul_peak_gflops()
     if use_torch:
         import torch

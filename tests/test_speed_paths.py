@@ -6,6 +6,9 @@ here with the straightforward code it stands for, so that the fast code can be t
 and read against its plain twin.
 """
 
+import os
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -214,3 +217,15 @@ def test_chunked_sgd_is_the_paper_update(tiny_chunks):
     opt.step(params, grads)
     for name in params:
         assert rel_error(params[name], expected[name]) < 1e-15
+
+
+@pytest.mark.parametrize("user_value,expected", [(None, "4"), ("12", "12")])
+def test_importing_tinyalex_shortens_openblas_spinning_unless_the_user_chose(user_value,
+                                                                            expected):
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user_value is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user_value
+    code = "import os, tinyalex; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == expected
