@@ -239,5 +239,7 @@ def _check_classes(split: ImageSet, folder: Path | None, paths, labels):
         has_folder = folder is not None and (folder / name).is_dir()
         if (has_folder or (split.name == "train")) and usable[label] == 0:
             where = folder / name if folder is not None else name
-            raise DataError(f"class folder {where} has no usable image ({listed[label]} files, "
-                            f"{listed[label]} skipped): add images to it or remove it")
+            found = (f"{listed[label]} file(s), none decodable" if listed[label]
+                     else "no files")
+            raise DataError(f"class folder {where} has no usable image ({found}): add images "
+                            "to it or remove it")
