@@ -198,3 +198,15 @@ def test_loader_rejects_stats_of_another_size():
     other = data.compute_stats(random_set(size=10))
     with pytest.raises(ValueError, match="compute the stats on this image size"):
         data.BatchLoader(train, 4, 8, other)
+
+
+def test_loader_iterate_from_a_batch_index_resumes_mid_epoch():
+    train = random_set(n=50)
+    stats = data.compute_stats(train)
+    loader = data.BatchLoader(train, 8, 9, stats, seed=1, epoch=4, num_workers=2)
+    full = loader_batches(loader)
+    tail = [(x.copy(), y.copy()) for x, y in loader.iterate(start=3)]
+    assert len(tail) == len(full) - 3
+    for (xf, yf), (xt, yt) in zip(full[3:], tail, strict=True):
+        np.testing.assert_array_equal(xf, xt)
+        np.testing.assert_array_equal(yf, yt)

@@ -120,15 +120,19 @@ class BatchLoader:
         return x, np.asarray(self.labels[idx], dtype=np.int64)
 
     def __iter__(self):
+        return self.iterate()
+
+    def iterate(self, start: int = 0):
+        """Yield batches ``start, start + 1, ...`` of the epoch (a resumed run starts mid-epoch)."""
         n = len(self)
         self.order()   # compute the permutation once, before any worker needs it
         if self.num_workers <= 0:
-            for i in range(n):
+            for i in range(start, n):
                 yield self.batch(i)
             return
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="tinyalex-loader") as pool:
             pending = collections.deque()
-            next_i = 0
+            next_i = start
             try:
                 while next_i < n or pending:
                     while next_i < n and len(pending) < self.prefetch:
