@@ -22,6 +22,18 @@ from tinyalex import data
 PRESETS = {"mini": (72, 63), "paper": (256, 227)}   # (image_size, crop_size)
 
 
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), for the report line."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def images_per_second(loader, epochs: int) -> float:
     start, count = time.perf_counter(), 0
     for epoch in range(epochs):
@@ -42,7 +54,7 @@ def main(argv=None):
     image_size, crop = PRESETS[args.preset]
     train, val = data.open_splits(args.data, image_size)
     stats = data.compute_stats(train)
-    print(f"{train}; crop {crop}, batch {args.batch_size}; {platform.processor() or 'cpu'}, "
+    print(f"{train}; crop {crop}, batch {args.batch_size}; {cpu_name()}, "
           f"{os.cpu_count()} cores")
     for workers in (int(w) for w in args.workers.split(",")):
         loader = data.BatchLoader(train, args.batch_size, crop, stats, train=True,
