@@ -243,6 +243,10 @@ def test_cache_built_once_reused_and_rebuilt_on_change(tmp_path, monkeypatch):
     solid(root / "train" / "dog" / "new.png", BLUE)
     added, _ = data.open_splits(root, 16, **kw)
     assert len(calls) == 13 and len(added) == 9
+    # the outdated 16 px caches were removed; the 20 px one is not outdated, it stays
+    names = sorted(p.name.split("-")[1] for p in (tmp_path / "cache" / "decoded").iterdir())
+    assert names == ["16px", "20px"]
+    np.testing.assert_array_equal(first.images[0, 3, 3], RED)     # an open memmap still reads
 
 
 def test_interrupted_cache_build_is_not_reused(tmp_path, monkeypatch):
