@@ -1,0 +1,219 @@
+"""The CUDA kernels of kernels/*.cu, run by the CPU emulator, against the NumPy layer functions.
+
+Every comparison is float32 against float32, with ``|kernel - numpy| <= tol + eps * |numpy|``
+(1e-5 forward, 1e-4 backward); integer outputs (the pool argmax) must match exactly. The
+reference is the plain array code of ``tinyalex.layers`` (``TINYALEX_KERNELS=off``); the
+kernels run either through ``tinyalex.cuda.ops`` directly or through the layer functions with
+``TINYALEX_KERNELS=emulate``, which is how the network uses them.
+"""
+
+import numpy as np
+import pytest
+from kernel_cases import (
+    BWD,
+    CONV_CASES,
+    FWD,
+    IM2COL_CASES,
+    LRN_CASES,
+    POOL_CASES,
+    pool_input,
+    rand,
+)
+
+from tinyalex import layers
+from tinyalex.backend import kernel_ops
+from tinyalex.cuda import ops as kernel_module
+
+
+@pytest.fixture
+def emulated(monkeypatch):
+    """The emulated kernel ops; TINYALEX_KERNELS=emulate for the duration of the test."""
+    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
+    return kernel_module.for_device("emulate")
+
+
+def off(monkeypatch):
+    monkeypatch.setenv("TINYALEX_KERNELS", "off")
+
+
+def test_backend_hands_out_the_emulator(monkeypatch):
+    x = rand(1, 1, 2, 2)
+    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
+    assert kernel_ops(x) is kernel_module.for_device("emulate")
+    assert kernel_ops(x.astype(np.float64)) is None  # float64 stays on the array code
+    monkeypatch.setenv("TINYALEX_KERNELS", "off")
+    assert kernel_ops(x) is None
+
+
+# ---- im2col / col2im ----------------------------------------------------------------------------
+
+
+
+@pytest.mark.parametrize("case", IM2COL_CASES)
+def test_im2col_matches_layers(emulated, case):
+    N, C, H, W, kh, kw, stride, pad = case
+    x = rand(N, C, H, W)
+    cols = emulated.im2col(x, kh, kw, stride, pad)
+    expected = layers.im2col(x, kh, kw, stride, pad)
+    assert cols.shape == expected.shape and cols.dtype == np.float32
+    np.testing.assert_allclose(cols, expected, **FWD)
+
+
+@pytest.mark.parametrize("case", IM2COL_CASES)
+def test_col2im_matches_layers(emulated, case):
+    N, C, H, W, kh, kw, stride, pad = case
+    OH, OW = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    cols = rand(N, C * kh * kw, OH * OW, seed=1)
+    dx = emulated.col2im(cols, (N, C, H, W), kh, kw, stride, pad)
+    expected = layers.col2im(cols, (N, C, H, W), kh, kw, stride, pad)
+    assert dx.shape == (N, C, H, W) and dx.dtype == np.float32
+    np.testing.assert_allclose(dx, expected, **BWD)
+
+
+@pytest.mark.parametrize("case", IM2COL_CASES[:4])
+def test_col2im_is_the_adjoint_of_im2col(emulated, case):
+    """<im2col(x), y> = <x, col2im(y)>: the defining property, independent of the reference."""
+    N, C, H, W, kh, kw, stride, pad = case
+    x = rand(N, C, H, W, seed=2)
+    cols = emulated.im2col(x, kh, kw, stride, pad)
+    y = rand(*cols.shape, seed=3)
+    lhs = np.dot(cols.ravel().astype(np.float64), y.ravel())
+    rhs = np.dot(x.ravel().astype(np.float64), emulated.col2im(y, x.shape, kh, kw, stride, pad)
+                 .ravel())
+    assert abs(lhs - rhs) <= 1e-4 * (1 + abs(lhs))
+
+
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_layer_through_kernels(monkeypatch, case):
+    """conv_forward / conv_backward with TINYALEX_KERNELS=emulate against the array code."""
+    N, C, H, W, F, K, stride, pad, groups = case
+    x, w, b = rand(N, C, H, W, seed=1), rand(F, C // groups, K, K, seed=2), rand(F, seed=3)
+    off(monkeypatch)
+    out_ref, cache_ref = layers.conv_forward(x, w, b, stride, pad, groups)
+    dout = rand(*out_ref.shape, seed=4)
+    grads_ref = layers.conv_backward(dout, cache_ref)
+    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
+    out, cache = layers.conv_forward(x, w, b, stride, pad, groups)
+    np.testing.assert_allclose(out, out_ref, **FWD)
+    for got, ref in zip(layers.conv_backward(dout, cache), grads_ref, strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, **BWD)
+
+
+# ---- local response normalization ---------------------------------------------------------------
+
+
+
+@pytest.mark.parametrize("case", LRN_CASES)
+def test_lrn_matches_layers(emulated, monkeypatch, case):
+    N, C, H, W, n, k, alpha, beta = case
+    x = rand(N, C, H, W, seed=5) * 3  # big enough that the window sum moves the scale
+    dout = rand(N, C, H, W, seed=6)
+    out, scale = emulated.lrn_forward(x, n, k, alpha, beta)
+    dx = emulated.lrn_backward(dout, x, out, scale, n, alpha, beta)
+    off(monkeypatch)
+    out_ref, cache_ref = layers.lrn_forward(x, n, k, alpha, beta)
+    dx_ref = layers.lrn_backward(dout, cache_ref)
+    np.testing.assert_allclose(out, out_ref, **FWD)
+    np.testing.assert_allclose(scale, cache_ref[2], **FWD)
+    np.testing.assert_allclose(dx, dx_ref, **BWD)
+
+
+def test_lrn_layer_through_kernels(monkeypatch):
+    x, dout = rand(2, 9, 4, 5, seed=7) * 2, rand(2, 9, 4, 5, seed=8)
+    off(monkeypatch)
+    out_ref, cache_ref = layers.lrn_forward(x, 5, 2.0, 0.2, 0.75)
+    dx_ref = layers.lrn_backward(dout, cache_ref)
+    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
+    out, cache = layers.lrn_forward(x, 5, 2.0, 0.2, 0.75)
+    np.testing.assert_allclose(out, out_ref, **FWD)
+    np.testing.assert_allclose(layers.lrn_backward(dout, cache), dx_ref, **BWD)
+
+
+def test_lrn_uses_the_papers_alpha(emulated):
+    """One channel pair by hand: scale = k + alpha * (a^2 + b^2), alpha NOT divided by n."""
+    x = np.zeros((1, 2, 1, 1), np.float32)
+    x[0, :, 0, 0] = [1.0, 2.0]
+    out, scale = emulated.lrn_forward(x, 5, 2.0, 0.1, 0.75)
+    np.testing.assert_allclose(scale.ravel(), [2.5, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(out.ravel(), [1.0 * 2.5**-0.75, 2.0 * 2.5**-0.75], rtol=1e-6)
+
+
+# ---- max-pooling --------------------------------------------------------------------------------
+
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_maxpool_matches_layers(emulated, monkeypatch, case, ties):
+    N, C, H, W, size, stride = case
+    x = pool_input(N, C, H, W, 9, ties)
+    out, argmax = emulated.maxpool_forward(x, size, stride)
+    dout = rand(*out.shape, seed=10)
+    dx = emulated.maxpool_backward(dout, argmax, x.shape, size, stride)
+    off(monkeypatch)
+    out_ref, cache_ref = layers.maxpool_forward(x, size, stride)
+    dx_ref = layers.maxpool_backward(dout, cache_ref)
+    np.testing.assert_array_equal(out, out_ref)  # a max is exact
+    assert argmax.dtype == np.int32
+    np.testing.assert_array_equal(argmax, cache_ref[1])  # first max on ties, exactly
+    np.testing.assert_allclose(dx, dx_ref, **BWD)
+
+
+def test_maxpool_layer_through_kernels(monkeypatch):
+    x = rand(2, 4, 11, 9, seed=11)
+    off(monkeypatch)
+    out_ref, cache_ref = layers.maxpool_forward(x, 3, 2)
+    dout = rand(*out_ref.shape, seed=12)
+    dx_ref = layers.maxpool_backward(dout, cache_ref)
+    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
+    out, cache = layers.maxpool_forward(x, 3, 2)
+    np.testing.assert_array_equal(out, out_ref)
+    np.testing.assert_allclose(layers.maxpool_backward(dout, cache), dx_ref, **BWD)
+
+
+# ---- argument checks: before any launch ---------------------------------------------------------
+
+
+def test_ops_reject_bad_arguments(emulated):
+    x = rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="float32"):
+        emulated.im2col(x.astype(np.float64), 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        emulated.im2col(x.transpose(0, 1, 3, 2), 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="4-d"):
+        emulated.lrn_forward(x[0], 5, 2.0, 1e-4, 0.75)
+    with pytest.raises(ValueError, match="odd"):
+        emulated.lrn_forward(x, 4, 2.0, 1e-4, 0.75)
+    with pytest.raises(ValueError, match="shape"):
+        emulated.col2im(rand(2, 27, 63), (2, 3, 8, 8), 3, 3, 1, 1)  # 64 positions, not 63
+    with pytest.raises(ValueError, match="larger than"):
+        emulated.maxpool_forward(x, 9, 2)
+    _, argmax = emulated.maxpool_forward(x, 3, 2)
+    with pytest.raises(ValueError, match="int32"):
+        emulated.maxpool_backward(rand(2, 3, 3, 3), argmax.astype(np.int64), x.shape, 3, 2)
+    with pytest.raises(ValueError, match="shape"):
+        emulated.maxpool_backward(rand(2, 3, 4, 3), argmax, x.shape, 3, 2)
+    with pytest.raises(ValueError, match="shape"):
+        emulated.lrn_backward(x, x, x, x[:1], 5, 1e-4, 0.75)
+    with pytest.raises(ValueError, match="must be an array"):
+        emulated.im2col([[1.0]], 1, 1, 1, 0)
+
+
+def test_ops_do_not_modify_inputs(emulated):
+    x, dout = rand(2, 6, 7, 7, seed=13), rand(2, 6, 7, 7, seed=14)
+    keep_x, keep_dout = x.copy(), dout.copy()
+    out, scale = emulated.lrn_forward(x, 5, 2.0, 0.3, 0.75)
+    keep_out, keep_scale = out.copy(), scale.copy()
+    emulated.lrn_backward(dout, x, out, scale, 5, 0.3, 0.75)
+    pooled, argmax = emulated.maxpool_forward(x, 3, 2)
+    keep_argmax = argmax.copy()
+    emulated.maxpool_backward(pooled, argmax, x.shape, 3, 2)
+    cols = emulated.im2col(x, 3, 3, 1, 1)
+    keep_cols = cols.copy()
+    emulated.col2im(cols, x.shape, 3, 3, 1, 1)
+    for now, before in [(x, keep_x), (dout, keep_dout), (out, keep_out), (scale, keep_scale),
+                        (argmax, keep_argmax), (cols, keep_cols)]:
+        np.testing.assert_array_equal(now, before)

@@ -1,0 +1,259 @@
+"""The hot path of the layers on hand-written CUDA kernels: on a GPU, or on the CPU emulator.
+
+``tinyalex.backend.kernel_ops(x)`` is the one place that decides whether these run; it returns
+``for_device("gpu")`` for CuPy float32 arrays and ``for_device("emulate")`` for NumPy float32
+arrays under ``TINYALEX_KERNELS=emulate``. Both objects have the same methods, with the same
+arguments and results as the array code in ``tinyalex.layers``:
+
+    im2col(x, kh, kw, stride, pad)                        -> cols          kernels/im2col.cu
+    col2im(cols, x_shape, kh, kw, stride, pad)            -> dx            kernels/im2col.cu
+    lrn_forward(x, n, k, alpha, beta)                     -> (out, scale)  kernels/lrn.cu
+    lrn_backward(dout, x, out, scale, n, alpha, beta)     -> dx            kernels/lrn.cu
+    maxpool_forward(x, size, stride)                      -> (out, argmax) kernels/maxpool.cu
+    maxpool_backward(dout, argmax, x_shape, size, stride) -> dx            kernels/maxpool.cu
+
+Every method checks its arguments (float32 / int32, C-contiguous, shapes) and raises a clear
+ValueError *before* a launch: CuPy checks nothing, and a wrong size passed to a kernel reads or
+writes memory it does not own. Scalars go to the kernels as ``np.int32`` / ``np.float32``, the
+exact C types of the kernel parameters. Outputs are new arrays of the input's kind (NumPy for
+the emulator, CuPy on the GPU); inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from tinyalex.cuda.sources import kernel_dir, kernel_source
+
+THREADS_PER_BLOCK = 256  # the block size of every 1-D launch below
+INT_LIMIT = 2**31  # the kernels index with int: every array must hold fewer elements
+
+# The options tinyalex passes to cupy.RawModule (CuPy adds -ftz=true and the architecture;
+# tinyalex.cuda.nvrtc compiles with exactly that set in CI).
+NVRTC_OPTIONS: tuple[str, ...] = ()
+
+
+def _blocks(count: int) -> tuple[int]:
+    """A 1-D grid with one thread per element: ceil(count / THREADS_PER_BLOCK) blocks."""
+    return ((count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,)
+
+
+def _check_array(op: str, name: str, a, ndim: int, dtype=np.float32) -> None:
+    """ValueError unless ``a`` is an ``ndim``-d C-contiguous array of ``dtype``, small enough."""
+    if not hasattr(a, "dtype") or not hasattr(a, "flags"):
+        raise ValueError(f"{op}: {name} must be an array, got {type(a).__name__}")
+    if a.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-d, got shape {tuple(a.shape)}")
+    if a.dtype != dtype:
+        raise ValueError(f"{op}: {name} must be {np.dtype(dtype)}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(
+            f"{op}: {name} must be C-contiguous (the kernel indexes its memory directly); "
+            "pass xp.ascontiguousarray(...)"
+        )
+    if a.size >= INT_LIMIT:
+        raise ValueError(f"{op}: {name} has {a.size} elements; the kernels index with int32")
+
+
+def _check_shape(op: str, name: str, a, shape) -> None:
+    if tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def _check_positive(op: str, **values) -> None:
+    for name, value in values.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{op}: {name} must be a positive integer, got {value!r}")
+
+
+def _check_x_shape(op: str, x_shape) -> tuple[int, int, int, int]:
+    if len(x_shape) != 4 or any(int(d) != d or d < 1 for d in x_shape):
+        raise ValueError(f"{op}: x_shape must be 4 positive ints (N, C, H, W), got {x_shape!r}")
+    return tuple(int(d) for d in x_shape)
+
+
+def _conv_geometry(op: str, H: int, W: int, kh, kw, stride, pad) -> tuple[int, int]:
+    """(OH, OW) of a convolution window sweep, after checking its parameters."""
+    _check_positive(op, kh=kh, kw=kw, stride=stride)
+    if int(pad) != pad or pad < 0:
+        raise ValueError(f"{op}: pad must be an integer >= 0, got {pad!r}")
+    if kh > H + 2 * pad or kw > W + 2 * pad:
+        raise ValueError(f"{op}: kernel {kh}x{kw} larger than the padded input "
+                         f"{H + 2 * pad}x{W + 2 * pad}")
+    return (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+
+
+def _pool_geometry(op: str, H: int, W: int, size, stride) -> tuple[int, int]:
+    """(OH, OW) of a max-pool without padding, floor mode, after checking its parameters."""
+    _check_positive(op, size=size, stride=stride)
+    if size > H or size > W:
+        raise ValueError(f"{op}: window {size}x{size} larger than the input {H}x{W}")
+    return (H - size) // stride + 1, (W - size) // stride + 1
+
+
+class KernelOps:
+    """The raw-kernel hot path bound to one launcher: the GPU (CuPy) or the CPU emulator.
+
+    ``xp`` is the array module of that side; ``load(filename)`` returns a compiled module with
+    ``get_function(name)`` (a ``cupy.RawModule`` or an ``EmulatedModule``). Each file is
+    compiled once, the first time one of its kernels is needed.
+    """
+
+    def __init__(self, kind: str, xp, load):
+        self.kind = kind
+        self.xp = xp
+        self._load = functools.cache(load)
+
+    def __repr__(self):
+        return f"<KernelOps on {self.kind}: kernels from {kernel_dir()}>"
+
+    def kernel(self, filename: str, name: str):
+        """The kernel ``name`` of ``kernels/<filename>``, compiled on first use."""
+        return self._load(filename).get_function(name)
+
+    def _check_kind(self, op: str, a) -> None:
+        if not isinstance(a, self.xp.ndarray):
+            raise ValueError(
+                f"{op}: the {self.kind} kernels take {self.xp.__name__} arrays, got "
+                f"{type(a).__module__}.{type(a).__name__}"
+            )
+
+    # ---- convolution: kernels/im2col.cu ------------------------------------------------------
+
+    def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
+        """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW); layout in kernels/im2col.cu."""
+        op = "im2col"
+        _check_array(op, "x", x, 4)
+        self._check_kind(op, x)
+        N, C, H, W = x.shape
+        OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
+        cols = self.xp.empty((N, C * kh * kw, OH * OW), dtype=np.float32)
+        _check_array(op, "cols", cols, 3)
+        i32 = np.int32
+        self.kernel("im2col.cu", "im2col_kernel")(
+            _blocks(cols.size), (THREADS_PER_BLOCK,),
+            (x, cols, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride), i32(pad),
+             i32(OH), i32(OW)),
+        )
+        return cols
+
+    def col2im(self, cols, x_shape, kh: int, kw: int, stride: int, pad: int):
+        """cols (N, C*kh*kw, OH*OW) -> dx (N, C, H, W): the adjoint of im2col (a gather)."""
+        op = "col2im"
+        N, C, H, W = _check_x_shape(op, x_shape)
+        _check_array(op, "cols", cols, 3)
+        self._check_kind(op, cols)
+        OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
+        _check_shape(op, "cols", cols, (N, C * kh * kw, OH * OW))
+        dx = self.xp.empty((N, C, H, W), dtype=np.float32)
+        i32 = np.int32
+        self.kernel("im2col.cu", "col2im_kernel")(
+            _blocks(dx.size), (THREADS_PER_BLOCK,),
+            (cols, dx, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride), i32(pad),
+             i32(OH), i32(OW)),
+        )
+        return dx
+
+    # ---- local response normalization: kernels/lrn.cu ----------------------------------------
+
+    def lrn_forward(self, x, n: int, k: float, alpha: float, beta: float):
+        """x (N, C, H, W) -> (out, scale), both (N, C, H, W); the paper's alpha (section 3.3)."""
+        op = "lrn_forward"
+        _check_array(op, "x", x, 4)
+        self._check_kind(op, x)
+        _check_positive(op, n=n)
+        if n % 2 == 0:
+            raise ValueError(f"{op}: n={n} must be odd (a symmetric channel window)")
+        N, C, H, W = x.shape
+        out = self.xp.empty_like(x)
+        scale = self.xp.empty_like(x)
+        self.kernel("lrn.cu", "lrn_forward_kernel")(
+            _blocks(x.size), (THREADS_PER_BLOCK,),
+            (x, out, scale, np.int32(N), np.int32(C), np.int32(H * W), np.int32(n),
+             np.float32(k), np.float32(alpha), np.float32(beta)),
+        )
+        return out, scale
+
+    def lrn_backward(self, dout, x, out, scale, n: int, alpha: float, beta: float):
+        """dout, x, out, scale (N, C, H, W) -> dx (N, C, H, W)."""
+        op = "lrn_backward"
+        for name, a in (("dout", dout), ("x", x), ("out", out), ("scale", scale)):
+            _check_array(op, name, a, 4)
+            self._check_kind(op, a)
+            _check_shape(op, name, a, x.shape)
+        _check_positive(op, n=n)
+        if n % 2 == 0:
+            raise ValueError(f"{op}: n={n} must be odd (a symmetric channel window)")
+        N, C, H, W = x.shape
+        dx = self.xp.empty_like(x)
+        self.kernel("lrn.cu", "lrn_backward_kernel")(
+            _blocks(x.size), (THREADS_PER_BLOCK,),
+            (dout, x, out, scale, dx, np.int32(N), np.int32(C), np.int32(H * W), np.int32(n),
+             np.float32(alpha), np.float32(beta)),
+        )
+        return dx
+
+    # ---- overlapping max-pooling: kernels/maxpool.cu -----------------------------------------
+
+    def maxpool_forward(self, x, size: int, stride: int):
+        """x (N, C, H, W) -> (out, argmax), both (N, C, OH, OW); argmax int32 = i*size + j."""
+        op = "maxpool_forward"
+        _check_array(op, "x", x, 4)
+        self._check_kind(op, x)
+        N, C, H, W = x.shape
+        OH, OW = _pool_geometry(op, H, W, size, stride)
+        out = self.xp.empty((N, C, OH, OW), dtype=np.float32)
+        argmax = self.xp.empty((N, C, OH, OW), dtype=np.int32)
+        i32 = np.int32
+        self.kernel("maxpool.cu", "maxpool_forward_kernel")(
+            _blocks(out.size), (THREADS_PER_BLOCK,),
+            (x, out, argmax, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
+             i32(OW)),
+        )
+        return out, argmax
+
+    def maxpool_backward(self, dout, argmax, x_shape, size: int, stride: int):
+        """dout, argmax (N, C, OH, OW) -> dx (N, C, H, W), summed where windows overlap."""
+        op = "maxpool_backward"
+        N, C, H, W = _check_x_shape(op, x_shape)
+        _check_array(op, "dout", dout, 4)
+        _check_array(op, "argmax", argmax, 4, dtype=np.int32)
+        self._check_kind(op, dout)
+        self._check_kind(op, argmax)
+        OH, OW = _pool_geometry(op, H, W, size, stride)
+        _check_shape(op, "dout", dout, (N, C, OH, OW))
+        _check_shape(op, "argmax", argmax, (N, C, OH, OW))
+        dx = self.xp.empty((N, C, H, W), dtype=np.float32)
+        i32 = np.int32
+        self.kernel("maxpool.cu", "maxpool_backward_kernel")(
+            _blocks(dx.size), (THREADS_PER_BLOCK,),
+            (dout, argmax, dx, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
+             i32(OW)),
+        )
+        return dx
+
+
+def _load_emulated(filename: str):
+    from tinyalex.cuda.emulator import EmulatedModule
+
+    return EmulatedModule(path=kernel_dir() / filename)
+
+
+def _load_gpu(filename: str):
+    import cupy
+
+    return cupy.RawModule(code=kernel_source(filename), options=NVRTC_OPTIONS)
+
+
+@functools.cache
+def for_device(kind: str) -> KernelOps:
+    """The kernel ops for ``"gpu"`` (CuPy arrays) or ``"emulate"`` (NumPy arrays); one per kind."""
+    if kind == "emulate":
+        return KernelOps("emulate", np, _load_emulated)
+    if kind == "gpu":
+        import cupy
+
+        return KernelOps("gpu", cupy, _load_gpu)
+    raise ValueError(f"unknown kernel device {kind!r}: use 'gpu' or 'emulate'")
