@@ -82,3 +82,43 @@ def test_feature_maps_figure_and_png_written(tmp_path):
     path = viz.save_png(figure, tmp_path / "maps.png")
     assert np.array_equal(np.asarray(Image.open(path)), figure)
     assert [p.name for p in tmp_path.iterdir()] == ["maps.png"]               # no temp left
+
+
+def test_viz_commands_write_pngs_from_a_checkpoint(tmp_path, capsys):
+    from tinyalex import checkpoint
+    from tinyalex.model import PRESETS
+
+    folder = data.builtin_dataset(tmp_path, n_train=2, n_val=1, workers=1)   # 72 px, 10 classes
+    train, _ = data.open_splits(folder, 72, cache_dir=tmp_path, log=None)
+    net = AlexNet(PRESETS["mini"], num_classes=10, seed=0)
+    meta = {"config": net.config.to_dict(), "classes": train.classes, "data": str(folder),
+            "seed": 0}
+    ckpt = checkpoint.save(tmp_path / "run" / "last.npz",
+                           {"param": net.params, "data": data.compute_stats(train)}, meta)
+    with open(tmp_path / "run" / "metrics.csv", "w") as f:
+        f.write("epoch,train_loss,train_top1,val_loss,val_top1,val_top5\n"
+                "1,2.3,0.1,2.3,0.1,0.5\n2,2.0,0.3,2.1,0.25,0.7\n")
+    image = folder / "val" / "star" / "00000.png"
+    for argv, name in ((["filters", "--checkpoint", str(ckpt)], "conv1_filters.png"),
+                       (["neighbours", "--checkpoint", str(ckpt), "--queries", "3",
+                         "--neighbours", "2", "--device", "cpu"], "neighbours.png"),
+                       (["featuremaps", "--checkpoint", str(ckpt), str(image)], "featuremaps.png"),
+                       (["curves", "--run", str(tmp_path / "run")], "curves.png")):
+        assert viz.main(argv) == 0
+        out = tmp_path / "run" / name
+        assert f"wrote {out}" in capsys.readouterr().out
+        picture = np.asarray(Image.open(out))
+        assert picture.ndim == 3 and min(picture.shape[:2]) > 40, name
+    # Figure 3's halves: 24 mini conv1 kernels, 12 per half (conv2 has groups=2)
+    figure = np.asarray(Image.open(tmp_path / "run" / "conv1_filters.png"))
+    np.testing.assert_array_equal(figure, viz.filters_figure(net.params["conv1.w"], halves=2))
+
+
+def test_viz_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from tinyalex import cli
+
+    (tmp_path / "junk.npz").write_text("not a checkpoint")
+    assert cli.run(viz.main, ["filters", "--checkpoint", str(tmp_path / "junk.npz")]) == 2
+    assert cli.run(viz.main, ["curves", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
