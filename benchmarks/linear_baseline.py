@@ -64,7 +64,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="builtin")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lrs", default="0.003,0.01,0.03")
+    parser.add_argument("--lrs", default="0.0001,0.0003,0.001,0.003")
     args = parser.parse_args(argv)
     train, val = data.open_splits(args.data, IMAGE_SIZE)
     stats = data.compute_stats(train)
