@@ -28,7 +28,6 @@ from tinyalex.data.augment import (
     center_crop_batch,
     center_offset,
     crop_batch,
-    softmax,
     ten_crop_predict,
     ten_crop_windows,
 )
@@ -42,7 +41,7 @@ from tinyalex.data.synthetic import builtin_dataset
 
 __all__ = ["BatchLoader", "DataError", "ImageSet", "builtin_dataset", "cache_root",
            "center_crop_batch", "center_offset", "compute_stats", "crop_batch", "format_skipped",
-           "load_image", "open_splits", "softmax", "ten_crop_predict", "ten_crop_windows"]
+           "load_image", "open_splits", "ten_crop_predict", "ten_crop_windows"]
 
 
 def _stderr(message: str) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyalex.backend import to_numpy
+from tinyalex.layers.loss import softmax
 
 LIGHTING_STD = 0.1   # paper section 4.1: a_i ~ N(0, 0.1^2)
 
@@ -119,13 +120,6 @@ def ten_crop_windows(image_size: int, crop_size: int) -> list[tuple[int, int, bo
     c = center_offset(image_size, crop_size)
     five = [(0, 0), (0, far), (far, 0), (far, far), (c, c)]
     return [(t, lft, False) for t, lft in five] + [(t, lft, True) for t, lft in five]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, float32, the max subtracted first so exp cannot overflow."""
-    z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def ten_crop_predict(predict_fn, images: np.ndarray, crop_size: int, mean: np.ndarray,

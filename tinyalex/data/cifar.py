@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyalex.data.folder import CACHE_VERSION, open_cached_split
+from tinyalex.data.folder import CACHE_VERSION, open_cached_split, remove_stale_caches
 from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_root
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -137,8 +137,9 @@ def open_cifar10(path, image_size: int, cache_dir=None, log=None) -> tuple[Image
                 np.save(tmp / f"{name}-labels.npy", labels_arr)
                 counts[name] = len(labels_arr)
             meta = {"source": str(root), "image_size": image_size, "classes": classes,
-                    "counts": counts, "skipped": {"train": [], "val": []}}
+                    "split": "cifar10", "counts": counts, "skipped": {"train": [], "val": []}}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        remove_stale_caches(cache, log)
 
     meta = json.loads((cache / "meta.json").read_text())
     return open_cached_split(cache, "train", meta), open_cached_split(cache, "val", meta)

@@ -104,7 +104,7 @@ def load_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
 def describe_error(err: BaseException) -> str:
     """A short reason for the skip report: 'truncated', 'not an image', or the error text."""
     text = str(err)
-    if "truncated" in text:
+    if "truncated" in text.lower():
         return "truncated file"
     if "cannot identify image file" in text:
         return "not an image"

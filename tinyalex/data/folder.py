@@ -31,6 +31,7 @@ import collections
 import hashlib
 import json
 import os
+import shutil
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -148,6 +149,28 @@ def _decode_split(paths, labels, size, out_dir: Path, name: str, workers: int, l
     return len(kept_labels), np.asarray(kept_labels, dtype=np.int64), skipped
 
 
+def remove_stale_caches(fresh: Path, log=None) -> None:
+    """Delete the caches that ``fresh`` replaces: same source, size and split, older files.
+
+    A decoded ImageNet is about 250 GB at S = 256, so an outdated copy should not linger.
+    A process still reading an old cache keeps its data (POSIX frees a deleted file only
+    when the last memmap of it closes).
+    """
+    meta = json.loads((fresh / "meta.json").read_text())
+    same = ("source", "image_size", "split")
+    for other in fresh.parent.iterdir():
+        if other == fresh or other.name.startswith(".") or not (other / "meta.json").is_file():
+            continue
+        try:
+            other_meta = json.loads((other / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if all(other_meta.get(key) == meta.get(key) for key in same):
+            shutil.rmtree(other, ignore_errors=True)
+            if log:
+                log(f"removed the outdated cache {other}")
+
+
 def open_cached_split(cache: Path, name: str, meta: dict) -> ImageSet:
     """Map one split of a finished cache folder (see the module docstring) as an ImageSet."""
     size, count = meta["image_size"], meta["counts"][name]
@@ -222,6 +245,7 @@ def open_folder(root, image_size: int, cache_dir=None, val_fraction: float = 0.1
                 meta["counts"][name] = count
                 meta["skipped"][name] = skipped
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")   # last: complete
+        remove_stale_caches(cache, log)
 
     meta = json.loads((cache / "meta.json").read_text())
     train, val = open_cached_split(cache, "train", meta), open_cached_split(cache, "val", meta)
@@ -239,5 +263,7 @@ def _check_classes(split: ImageSet, folder: Path | None, paths, labels):
         has_folder = folder is not None and (folder / name).is_dir()
         if (has_folder or (split.name == "train")) and usable[label] == 0:
             where = folder / name if folder is not None else name
-            raise DataError(f"class folder {where} has no usable image ({listed[label]} files, "
-                            f"{listed[label]} skipped): add images to it or remove it")
+            found = (f"{listed[label]} file(s), none decodable" if listed[label]
+                     else "no files")
+            raise DataError(f"class folder {where} has no usable image ({found}): add images "
+                            "to it or remove it")

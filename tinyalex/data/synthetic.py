@@ -19,7 +19,7 @@ Generation is a pure function of ``(seed, split, class, index)``: each image dra
 own ``SeedSequence``, so the set is the same whatever order or process draws it. It is written
 in the ImageNet layout ``train/<class>/*.png``, ``val/<class>/*.png``, so the default training
 run goes through exactly the loader real data uses. The folder name carries a version
-(``shapes-v1-...``): bump ``VERSION`` whenever the drawing changes so no old cache is reused.
+(``shapes-v2-...``): bump ``VERSION`` whenever the drawing changes so no old cache is reused.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 
 from tinyalex.data.imageset import atomic_directory, cache_root
 
-VERSION = 1
+VERSION = 2
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "crescent", "arrow", "heart",
            "hourglass")
 IMAGE_SIZE = 72     # generated side; the mini preset crops its input from this
@@ -108,6 +108,11 @@ def _object_mask(name: str, size: int, centre, radius: float, angle: float, stre
     return (np.asarray(small, dtype=np.float32) / np.float32(255.0))[:, :, None]
 
 
+def _f32(value) -> np.float32:
+    """A random scalar as float32, so that arithmetic with float32 arrays stays float32."""
+    return np.float32(value)
+
+
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(size, size) float32 pixel coordinates y, x."""
     ax = np.arange(size, dtype=np.float32)
@@ -121,25 +126,25 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     kind = rng.integers(4)
     if kind == 0:      # linear gradient between two colours along a random direction
         c1 = rng.uniform(0, 255, 3).astype(np.float32)
-        phi = rng.uniform(0, 2 * np.pi)
+        phi = _f32(rng.uniform(0, 2 * np.pi))
         t = (np.cos(phi) * xx + np.sin(phi) * yy) / np.float32(size)           # (S, S)
         t = (t - t.min()) / (t.max() - t.min())
         bg = c0 + (c1 - c0) * t[:, :, None]
     elif kind == 1:    # sinusoidal stripes with a random period (5-16 px) and direction
-        phi = rng.uniform(0, 2 * np.pi)
-        period = rng.uniform(5, 16)
+        phi = _f32(rng.uniform(0, 2 * np.pi))
+        period = _f32(rng.uniform(5, 16))
         wave = np.sin(2 * np.pi * (np.cos(phi) * xx + np.sin(phi) * yy) / period
-                      + rng.uniform(0, 2 * np.pi))
+                      + _f32(rng.uniform(0, 2 * np.pi)))
         bg = c0 + wave[:, :, None] * rng.uniform(-40, 40, 3).astype(np.float32)
     elif kind == 2:    # smooth blotches: a 4x4 colour field upsampled bicubically
         field = np.clip(c0 + rng.normal(0, 45, (4, 4, 3)), 0, 255).astype(np.uint8)
         bg = np.asarray(Image.fromarray(field).resize((size, size), Image.Resampling.BICUBIC),
                         dtype=np.float32)
     else:              # checks of a random cell size in two nearby colours
-        cell = rng.integers(5, 13)
-        parity = ((yy // cell + xx // cell) % 2)[:, :, None]
+        cell = np.float32(rng.integers(5, 13))
+        parity = ((yy // cell + xx // cell) % 2)[:, :, None]                  # 0 or 1
         bg = c0 + parity * rng.uniform(-35, 35, 3).astype(np.float32)
-    return bg.astype(np.float32)
+    return bg
 
 
 def _clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int, count: int):
@@ -181,16 +186,16 @@ def render(seed: int, split: str, class_index: int, index: int, size: int = IMAG
     colour = rng.uniform(0, 255, 3).astype(np.float32)
     while np.linalg.norm(colour - bg_colour) < 110:
         colour = rng.uniform(0, 255, 3).astype(np.float32)
-    radius = rng.uniform(0.26, 0.42) * size
+    radius = _f32(rng.uniform(0.26, 0.42) * size)
     margin = 0.8 * radius                   # the shape may touch the border, rarely leave it
-    centre = rng.uniform(margin, size - margin, 2)
-    angle = rng.uniform(0, 2 * np.pi)
-    stretch = rng.uniform(0.85, 1.18)
+    centre = rng.uniform(margin, size - margin, 2).astype(np.float32)         # (x, y)
+    angle = _f32(rng.uniform(0, 2 * np.pi))
+    stretch = _f32(rng.uniform(0.85, 1.18))
     alpha = _object_mask(CLASSES[class_index], size, centre, radius, angle, stretch)
     yy, xx = _grid(size)
-    phi = rng.uniform(0, 2 * np.pi)
-    shade = (np.cos(phi) * (xx - centre[0]) + np.sin(phi) * (yy - centre[1])) / np.float32(radius)
-    fill = colour + rng.uniform(0, 25) * shade[:, :, None]                # gentle gradient
+    phi = _f32(rng.uniform(0, 2 * np.pi))
+    shade = (np.cos(phi) * (xx - centre[0]) + np.sin(phi) * (yy - centre[1])) / radius  # (S, S)
+    fill = colour + _f32(rng.uniform(0, 25)) * shade[:, :, None]          # gentle gradient
     img = img * (1 - alpha) + fill * alpha                                 # "over" compositing
 
     img += rng.normal(0, 5, img.shape).astype(np.float32)                 # sensor-like noise
@@ -225,9 +230,10 @@ def builtin_dataset(root: str | os.PathLike | None = None, seed: int = 0, *,
     """Generate the built-in data set once and return its folder (``train/``, ``val/`` inside).
 
     root: the cache folder (default ``$TINYALEX_CACHE`` or ``~/.cache/tinyalex``); the set
-    lands in ``root/shapes-v1-seed<seed>``. A finished folder is reused as it is; the folder is
-    built under a temporary name and renamed at the end, so an interrupted generation is never
-    taken for a finished one. workers: processes drawing in parallel (default: up to 2).
+    lands in ``root/shapes-v<VERSION>-seed<seed>``. A finished folder is reused as it is; the
+    folder is built under a temporary name and renamed at the end, so an interrupted
+    generation is never taken for a finished one. workers: processes drawing in parallel
+    (default: up to 2).
     log: a callable that gets one line when generation starts.
     """
     final = cache_root(root) / dataset_name(seed, n_train, n_val, size)

@@ -1,0 +1,124 @@
+"""The figures: image grids, conv1 kernels (Figure 3), fc7 neighbours (Figure 4), feature maps."""
+
+import numpy as np
+from PIL import Image
+
+from tinyalex import data, viz
+from tinyalex.model import AlexNet, AlexNetConfig, ConvSpec
+
+
+def tiny_net(classes=3):
+    config = AlexNetConfig(
+        name="tiny", image_size=20, input_size=17, input_scale=1 / 64,
+        convs=(ConvSpec(8, 5, stride=2, lrn=True, pool=True),      # 8 x 7 x 7 -> 3 x 3
+               ConvSpec(4, 3, pad=1, groups=2, lrn=True),
+               ConvSpec(6, 3, pad=1),
+               ConvSpec(4, 3, pad=1, groups=2),
+               ConvSpec(4, 3, pad=1, groups=2, pool=True)),         # -> 4 x 1 x 1
+        hidden=(6, 5), num_classes=classes, init="he", bias_one=())
+    return AlexNet(config, seed=0)
+
+
+def test_tile_places_every_image_in_its_cell():
+    images = np.arange(5 * 2 * 3 * 3, dtype=np.uint8).reshape(5, 2, 3, 3)
+    grid = viz.tile(images, 2, pad=1, pad_value=255)
+    assert grid.shape == (3 * 3 + 1, 2 * 4 + 1, 3)
+    for i in range(5):
+        top, left = 1 + (i // 2) * 3, 1 + (i % 2) * 4
+        np.testing.assert_array_equal(grid[top:top + 2, left:left + 3], images[i])
+    assert (grid[7:9, 5:8] == 255).all() and (grid[0] == 255).all()      # empty cell, padding
+
+
+def test_filters_figure_shows_each_kernel_scaled_and_halves_apart():
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.01, (8, 3, 5, 5)).astype(np.float32)
+    kernels = viz.kernel_images(w)
+    assert kernels.shape == (8, 5, 5, 3) and kernels.dtype == np.uint8
+    assert (kernels.reshape(8, -1).min(axis=1) == 0).all()
+    assert (kernels.reshape(8, -1).max(axis=1) == 255).all()
+    # kernel 0's channel order: red plane of the weights -> red channel of the picture
+    np.testing.assert_array_equal(np.argmax(kernels[0], axis=-1) == 0,
+                                  np.argmax(w[0], axis=0) == 0)
+    figure = viz.filters_figure(w, halves=2, cols=4, scale=2)
+    # two halves of one row of 4 kernels (10 px + 2 pad each), a 4 px gap between them
+    assert figure.shape == (2 * 14 + 4, 4 * 12 + 2, 3)
+    np.testing.assert_array_equal(figure[2:12, 2:12], viz.enlarge(kernels[0], 2))
+    np.testing.assert_array_equal(figure[18 + 2:18 + 12, 2:12], viz.enlarge(kernels[4], 2))
+
+
+def test_nearest_matches_brute_force():
+    rng = np.random.default_rng(0)
+    queries, base = rng.normal(size=(4, 7)).astype(np.float32), rng.normal(size=(50, 7)).astype(
+        np.float32)
+    got = viz.nearest(queries, base, 3, chunk=16)
+    dist = ((queries[:, None] - base[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(got, np.argsort(dist, axis=1)[:, :3])
+    assert (viz.nearest(base[:5], base, 1)[:, 0] == np.arange(5)).all()   # itself first
+
+
+def test_fc7_features_and_neighbours_figure():
+    net = tiny_net()
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8)
+    stats = data.compute_stats(images)
+    assert viz.hidden_layer_name(net) == "relu7"
+    feats = viz.features(net, images, stats, batch_size=4)
+    assert feats.shape == (6, 5) and feats.dtype == np.float32 and (feats >= 0).all()
+    # the same as the network's own relu7 output on the centre crops
+    net.forward(data.center_crop_batch(images, stats["mean"], 17), keep_activations=True)
+    np.testing.assert_allclose(feats, net.activations["relu7"], rtol=1e-6)
+    near = viz.nearest(feats[:2], feats, 3)
+    figure = viz.neighbours_figure(images[:2], np.array([0, 1]), images[near],
+                                   np.zeros((2, 3), dtype=np.int64), ["a", "b", "c"])
+    assert figure.ndim == 3 and figure.dtype == np.uint8 and figure.shape[0] > 2 * 20
+
+
+def test_feature_maps_figure_and_png_written(tmp_path):
+    net = tiny_net()
+    image = np.random.default_rng(2).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    stats = data.compute_stats(image[None])
+    figure = viz.feature_maps_figure(net, image, stats)
+    assert figure.ndim == 3 and figure.shape[2] == 3 and figure.dtype == np.uint8
+    path = viz.save_png(figure, tmp_path / "maps.png")
+    assert np.array_equal(np.asarray(Image.open(path)), figure)
+    assert [p.name for p in tmp_path.iterdir()] == ["maps.png"]               # no temp left
+
+
+def test_viz_commands_write_pngs_from_a_checkpoint(tmp_path, capsys):
+    from tinyalex import checkpoint
+    from tinyalex.model import PRESETS
+
+    folder = data.builtin_dataset(tmp_path, n_train=2, n_val=1, workers=1)   # 72 px, 10 classes
+    train, _ = data.open_splits(folder, 72, cache_dir=tmp_path, log=None)
+    net = AlexNet(PRESETS["mini"], num_classes=10, seed=0)
+    meta = {"config": net.config.to_dict(), "classes": train.classes, "data": str(folder),
+            "seed": 0}
+    ckpt = checkpoint.save(tmp_path / "run" / "last.npz",
+                           {"param": net.params, "data": data.compute_stats(train)}, meta)
+    with open(tmp_path / "run" / "metrics.csv", "w") as f:
+        f.write("epoch,train_loss,train_top1,val_loss,val_top1,val_top5\n"
+                "1,2.3,0.1,2.3,0.1,0.5\n2,2.0,0.3,2.1,0.25,0.7\n")
+    image = folder / "val" / "star" / "00000.png"
+    for argv, name in ((["filters", "--checkpoint", str(ckpt)], "conv1_filters.png"),
+                       (["neighbours", "--checkpoint", str(ckpt), "--queries", "3",
+                         "--neighbours", "2", "--device", "cpu"], "neighbours.png"),
+                       (["featuremaps", "--checkpoint", str(ckpt), str(image)], "featuremaps.png"),
+                       (["curves", "--run", str(tmp_path / "run")], "curves.png")):
+        assert viz.main(argv) == 0
+        out = tmp_path / "run" / name
+        assert f"wrote {out}" in capsys.readouterr().out
+        picture = np.asarray(Image.open(out))
+        assert picture.ndim == 3 and min(picture.shape[:2]) > 40, name
+    # Figure 3's halves: 24 mini conv1 kernels, 12 per half (conv2 has groups=2)
+    figure = np.asarray(Image.open(tmp_path / "run" / "conv1_filters.png"))
+    np.testing.assert_array_equal(figure, viz.filters_figure(net.params["conv1.w"], halves=2))
+
+
+def test_viz_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    from tinyalex import cli
+
+    (tmp_path / "junk.npz").write_text("not a checkpoint")
+    assert cli.run(viz.main, ["filters", "--checkpoint", str(tmp_path / "junk.npz")]) == 2
+    assert cli.run(viz.main, ["curves", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
