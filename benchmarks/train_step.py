@@ -216,6 +216,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each framework")
     parser.add_argument("--no-torch", action="store_true", help="time tinyalex only")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--peak-size", type=int, default=4096,
+                        help="matrix size of the BLAS peak measurement")
     parser.add_argument("--child-memory", choices=("tinyalex", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     batch = args.batch or (32 if args.preset == "paper" else 128)
@@ -233,12 +235,12 @@ def main(argv=None):
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} "
           f"(1 min) at start; OPENBLAS_THREAD_TIMEOUT="
           f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}")
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(args.peak_size)
     if use_torch:
         import torch
         print(f"numpy {np.__version__}, torch {torch.__version__} "
               f"({torch.get_num_threads()} threads)")
-    print(f"float32 matrix-product peak (NumPy/OpenBLAS 4096^3): {peak:.0f} GFLOP/s")
+    print(f"float32 matrix-product peak (NumPy/OpenBLAS, {args.peak_size}^3): {peak:.0f} GFLOP/s")
 
     tiny = TinyalexStep(args.preset, batch)
     contenders = {"tinyalex": tiny}
