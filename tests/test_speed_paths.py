@@ -229,3 +229,13 @@ def test_importing_tinyalex_shortens_openblas_spinning_unless_the_user_chose(use
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == expected
+
+
+def test_pool_gives_back_buffers_that_stop_being_used(monkeypatch):
+    monkeypatch.setattr(workspace, "MAX_IDLE_REQUESTS", 100)
+    workspace.release()
+    big = workspace.empty((3 * workspace.MIN_BYTES,), np.uint8)  # e.g. an evaluation batch
+    del big
+    for _ in range(300):  # training goes on with another size; the big buffer idles
+        workspace.empty((workspace.MIN_BYTES,), np.uint8)
+    assert workspace.pooled_bytes() == workspace.MIN_BYTES

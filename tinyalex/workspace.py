@@ -11,13 +11,15 @@ problem on the GPU with a memory pool; this module is a minimal one for NumPy.
 How: ``empty(shape, dtype)`` hands out a view of a byte buffer that the pool keeps. A
 buffer can be handed out again once nothing outside the pool refers to it any more: every
 view of a NumPy array holds a reference to the array that owns the memory, so "free" is
-simply "the buffer's reference count is back to the pool's own references". No array that
+simply "the buffer's reference count is back to the pool's own reference". No array that
 anyone can still reach is ever reused. Buffers are matched by exact size, which is what a
 training loop asks for step after step.
 
-The cost: the pool keeps the memory of its buffers after they are freed, as CuPy's pool
-does, so the process stays at its high-water mark; ``release()`` gives the free buffers
-back. Small arrays (under MIN_BYTES) and CuPy arrays bypass the pool.
+The cost: the pool keeps the memory of free buffers, so that the next step finds them. A
+free buffer that has not been handed out during the last MAX_IDLE_REQUESTS requests (about
+ten training steps) is given back, so sizes that stop being used -- an evaluation pass at
+another batch size, a last smaller batch -- do not pile up; ``release()`` gives back every
+free buffer at once. Small arrays (under MIN_BYTES) and CuPy arrays bypass the pool.
 """
 
 from __future__ import annotations
@@ -29,34 +31,48 @@ import threading
 import numpy as np
 
 MIN_BYTES = 1 << 20  # smaller arrays come from NumPy directly (its allocator is fast there)
+MAX_IDLE_REQUESTS = 1000  # a paper or mini training step makes about 100 requests
 enabled = True  # tests switch the pool off to compare against plain np.empty
 
+
+class _Buffer:
+    __slots__ = ("memory", "last_request")
+
+    def __init__(self, nbytes: int, request: int):
+        self.memory = np.empty(nbytes, dtype=np.uint8)
+        self.last_request = request
+
+    def is_free(self) -> bool:
+        """Only the pool refers to the memory. getrefcount sees two references then: this
+        object's attribute and its own argument. Any array made from the memory (a view
+        included) holds one more."""
+        return sys.getrefcount(self.memory) <= 2
+
+
 _lock = threading.Lock()
-_buffers: dict[int, list[np.ndarray]] = {}  # size in bytes -> the pool's uint8 buffers
-
-
-def _is_free(buffer) -> bool:
-    """True when only the pool refers to ``buffer``. The four references counted then: the
-    pool's list, the caller's loop variable, this function's parameter, getrefcount's
-    argument. Any array made from the buffer (views included) adds one more."""
-    return sys.getrefcount(buffer) <= 4
+_buffers: dict[int, list[_Buffer]] = {}  # size in bytes -> the pool's buffers of that size
+_requests = 0  # pooled requests so far: the pool's clock
 
 
 def empty(shape, dtype, xp=np):
     """Like ``xp.empty(shape, dtype)`` (uninitialised values); recycled memory for NumPy."""
+    global _requests
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     nbytes = math.prod(shape) * dtype.itemsize
     if xp is not np or not enabled or nbytes < MIN_BYTES:
         return xp.empty(shape, dtype=dtype)
     with _lock:
+        _requests += 1
+        if _requests % 64 == 0:
+            _drop(lambda buffer: _requests - buffer.last_request > MAX_IDLE_REQUESTS)
         same_size = _buffers.setdefault(nbytes, [])
-        for buffer in same_size:
-            if _is_free(buffer):
-                return buffer.view(dtype).reshape(shape)
-        buffer = np.empty(nbytes, dtype=np.uint8)
-        same_size.append(buffer)
-        return buffer.view(dtype).reshape(shape)
+        found = next((buffer for buffer in same_size if buffer.is_free()), None)
+        if found is None:
+            found = _Buffer(nbytes, _requests)
+            same_size.append(found)
+        found.last_request = _requests
+        return found.memory.view(dtype).reshape(shape)
 
 
 def zeros(shape, dtype, xp=np):
@@ -66,15 +82,21 @@ def zeros(shape, dtype, xp=np):
     return out
 
 
-def release() -> int:
-    """Forget every buffer that is not in use (its memory goes back); returns the bytes freed."""
+def _drop(should_drop) -> int:
+    """Forget the free buffers for which should_drop(buffer) holds; returns the bytes freed.
+    The caller holds the lock."""
     freed = 0
-    with _lock:
-        for nbytes, same_size in _buffers.items():
-            keep = [buffer for buffer in same_size if not _is_free(buffer)]
-            freed += nbytes * (len(same_size) - len(keep))
-            same_size[:] = keep
+    for nbytes, same_size in _buffers.items():
+        keep = [b for b in same_size if not (b.is_free() and should_drop(b))]
+        freed += nbytes * (len(same_size) - len(keep))
+        same_size[:] = keep
     return freed
+
+
+def release() -> int:
+    """Give back every buffer that is not in use; returns the bytes freed."""
+    with _lock:
+        return _drop(lambda buffer: True)
 
 
 def pooled_bytes() -> int:
