@@ -239,3 +239,15 @@ def test_pool_gives_back_buffers_that_stop_being_used(monkeypatch):
     for _ in range(300):  # training goes on with another size; the big buffer idles
         workspace.empty((workspace.MIN_BYTES,), np.uint8)
     assert workspace.pooled_bytes() == workspace.MIN_BYTES
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_chunked_layers_work_in_a_forked_child(tiny_chunks):
+    x = rand(4, 3, 9, 9, dtype=np.float32)
+    expected, _ = lrn_forward(x)  # starts the thread pool in this process
+    pid = os.fork()
+    if pid == 0:  # the child: the same layer must not wait for the parent's threads
+        out, _ = lrn_forward(x)
+        os._exit(0 if np.array_equal(out, expected) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

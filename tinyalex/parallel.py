@@ -42,6 +42,13 @@ def _pool() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(threads, thread_name_prefix="tinyalex") if threads > 1 else None
 
 
+# A forked child process (e.g. a data-loading worker) inherits the pool object but not its
+# threads: forget it there, so that the child makes its own on first use instead of waiting
+# forever for threads that do not exist.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def batch_chunks(count: int, bytes_per_item: int) -> list[slice]:
     """Consecutive slices covering range(count), each about CHUNK_BYTES of input."""
     per_chunk = max(1, CHUNK_BYTES // max(1, bytes_per_item))
