@@ -25,6 +25,7 @@ free buffer at once. Small arrays (under MIN_BYTES) and CuPy arrays bypass the p
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 
@@ -52,6 +53,16 @@ class _Buffer:
 _lock = threading.Lock()
 _buffers: dict[int, list[_Buffer]] = {}  # size in bytes -> the pool's buffers of that size
 _requests = 0  # pooled requests so far: the pool's clock
+
+
+def _new_lock_after_fork() -> None:
+    # a fork while another thread held the lock would leave it locked forever in the child
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def empty(shape, dtype, xp=np):
