@@ -55,14 +55,14 @@ def batch_chunks(count: int, bytes_per_item: int) -> list[slice]:
     return [slice(start, min(start + per_chunk, count)) for start in range(0, count, per_chunk)]
 
 
-def for_each_chunk(fn, x, axis_length: int | None = None) -> None:
+def for_each_chunk(fn, x) -> None:
     """Call ``fn(chunk)`` for slices ``chunk`` that together cover the first axis of ``x``.
 
     ``fn`` computes its results for ``x[chunk]`` and writes them into preallocated outputs.
     NumPy: the chunks run on a thread pool with one thread per core. CuPy, or one core:
     a single call ``fn(slice(None))`` for the whole batch.
     """
-    count = x.shape[0] if axis_length is None else axis_length
+    count = x.shape[0]
     pool = _pool()
     if pool is None or not isinstance(x, np.ndarray) or count < 2:
         fn(slice(None))
