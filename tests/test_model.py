@@ -113,3 +113,36 @@ def test_bad_input_shape():
     net = AlexNet("mini")
     with pytest.raises(ValueError, match=r"input must be \(N, 3, 63, 63\)"):
         net.forward(np.zeros((1, 3, 64, 64), dtype=np.float32))
+
+
+def test_sgd_is_the_papers_update():
+    """v <- 0.9 v - 0.0005 lr w - lr g; w <- w + v, with no decay on biases."""
+    w, b = np.array([1.0, -2.0]), np.array([0.5])
+    params = {"fc.w": w.copy(), "fc.b": b.copy()}
+    opt = SGD(params, lr=0.1)
+    g = {"fc.w": np.array([0.3, 0.1]), "fc.b": np.array([0.2])}
+    opt.step(params, g)
+    v1 = -0.0005 * 0.1 * w - 0.1 * g["fc.w"]
+    np.testing.assert_allclose(params["fc.w"], w + v1)
+    np.testing.assert_allclose(params["fc.b"], b - 0.1 * g["fc.b"])
+    w1 = w + v1
+    opt.lr = 0.01  # the rate sits inside the velocity: the old velocity keeps its size
+    opt.step(params, g)
+    v2 = 0.9 * v1 - 0.0005 * 0.01 * w1 - 0.01 * g["fc.w"]
+    np.testing.assert_allclose(params["fc.w"], w1 + v2)
+
+
+def test_schedules():
+    from tinyalex.optim import ReduceOnPlateau, StepSchedule
+
+    plateau = ReduceOnPlateau(0.01, patience=1)
+    rates = [plateau.step(err) for err in [0.5, 0.4, 0.4, 0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3,
+                                           0.3, 0.3, 0.3]]
+    assert rates[:3] == [0.01, 0.01, 0.01] and rates[3] == pytest.approx(0.001)
+    assert min(rates) == pytest.approx(1e-5) and plateau.reductions == 3  # at most three times
+    restored = ReduceOnPlateau(1.0)
+    restored.load_state_dict(plateau.state_dict())
+    assert restored.state_dict() == plateau.state_dict()
+    step = StepSchedule(0.1, milestones=[2, 4])
+    assert [step.step(0.0, epoch) for epoch in range(5)] == pytest.approx(
+        [0.1, 0.01, 0.01, 0.001, 0.001])

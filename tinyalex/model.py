@@ -71,8 +71,8 @@ class AlexNetConfig:
     pool_size: int = 3  # overlapping pooling, z = 3, s = 2 (section 3.4)
     pool_stride: int = 2
     # "paper": weights ~ N(0, 0.01^2), biases 1 in conv2, conv4, conv5, fc6, fc7, else 0
-    # (section 5). "he": weights ~ N(0, 2 / fan_in) (He et al. 2015), the same biases;
-    # a scaled-down net with the paper's tiny std can sit at chance for many epochs.
+    # (section 5). "he": hidden weights ~ N(0, 2 / fan_in) (He et al. 2015), fc8 keeps
+    # N(0, 0.01^2); a scaled-down net with the paper's tiny std can sit at chance for epochs.
     init: str = "paper"
     bias_one: tuple[str, ...] = ("conv2", "conv4", "conv5", "fc6", "fc7")
 
@@ -210,7 +210,10 @@ def init_params(config: AlexNetConfig, seed: int = 0, dtype=np.float32) -> dict:
             previous = shape
             continue
         fan_in = int(np.prod(w_shape[1:]))
-        std = 0.01 if config.init == "paper" else np.sqrt(2.0 / fan_in)
+        last = name == f"fc{len(config.convs) + len(config.hidden) + 1}"
+        # "he" keeps the paper's N(0, 0.01^2) for the classifier fc8: near-uniform first
+        # predictions (loss ~ ln(classes)), so the first large gradients do not kill ReLUs.
+        std = 0.01 if config.init == "paper" or last else np.sqrt(2.0 / fan_in)
         params[f"{name}.w"] = (rng.standard_normal(w_shape) * std).astype(dtype)
         bias = 1.0 if name in config.bias_one else 0.0
         params[f"{name}.b"] = np.full(w_shape[0], bias, dtype=dtype)

@@ -64,7 +64,22 @@ class SGD:
             self.velocity[name][...] = get_array_module(self.velocity[name]).asarray(v)
 
 
-class ReduceOnPlateau:
+class Schedule:
+    """What both schedules share: ``lr``, and a state that is plain numbers (for checkpoints)."""
+
+    kind = ""
+    lr: float
+
+    def state_dict(self) -> dict:
+        return dict(vars(self), kind=self.kind)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            if key != "kind":
+                setattr(self, key, value)
+
+
+class ReduceOnPlateau(Schedule):
     """Divide the rate by ``factor`` when validation error stops improving (section 5).
 
     The paper "divided the learning rate by 10 when the validation error rate stopped
@@ -98,16 +113,8 @@ class ReduceOnPlateau:
                 self.bad_epochs = 0
         return self.lr
 
-    def state_dict(self) -> dict:
-        return dict(vars(self), kind=self.kind)
 
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            if key != "kind":
-                setattr(self, key, value)
-
-
-class StepSchedule:
+class StepSchedule(Schedule):
     """A fixed schedule: the rate is divided by ``factor`` at each epoch in ``milestones``.
 
     ``step(val_error, epoch)`` returns the rate for epoch ``epoch + 1`` (epochs count from 0).
@@ -128,11 +135,3 @@ class StepSchedule:
     def step(self, val_error: float, epoch: int) -> float:
         self.lr = self.rate_at(epoch + 1)
         return self.lr
-
-    def state_dict(self) -> dict:
-        return dict(vars(self), kind=self.kind)
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, value in state.items():
-            if key != "kind":
-                setattr(self, key, value)

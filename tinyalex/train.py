@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tinyalex import checkpoint, cli, data
 from tinyalex.backend import resolve_device, to_device, to_numpy
 from tinyalex.evaluate import evaluate, topk_correct
