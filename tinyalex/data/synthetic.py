@@ -3,23 +3,24 @@
 Every image (72x72 RGB by default) is one large shape on a textured background with clutter::
 
     classes   circle square triangle star cross ring crescent arrow heart hourglass
-    object    radius 0.26-0.42 of the image side, random centre, rotation, slight stretch,
+    object    radius 0.30-0.44 of the image side, any rotation, a slight stretch, centred
+              to within +-5% of the side (random crops in training shift it further), and
               one random colour (with an optional gentle gradient) -- the colour is drawn
               independently of the class, so colour and brightness tell nothing
     background one of four textures (gradient, stripes, blotches, checks) in random colours,
-              plus pixel noise; the object's colour is kept at RGB distance >= 110 from it
-    clutter   4-10 small discs, bars and squares (a few pixels, far smaller than the object)
-              behind the object and up to 2 specks in front
+              plus pixel noise; the object's colour is kept at RGB distance >= 130 from it
+    clutter   2-6 small discs, bars and squares (a few pixels, far smaller than the object)
+              behind the object and up to 1 speck in front
 
-A class is its outline alone, which a small CNN picks up in a few epochs, while a linear
+A class is its outline alone, which a CNN's local, shared filters can learn, while a linear
 classifier on raw pixels cannot: position, rotation and colour are all random, so no fixed
-pixel template matches a class (``benchmarks/linear_baseline.py`` measures it).
+pixel template matches a class (``benchmarks/linear_baseline.py``: about 14% top-1, chance 10%).
 
 Generation is a pure function of ``(seed, split, class, index)``: each image draws from its
 own ``SeedSequence``, so the set is the same whatever order or process draws it. It is written
 in the ImageNet layout ``train/<class>/*.png``, ``val/<class>/*.png``, so the default training
 run goes through exactly the loader real data uses. The folder name carries a version
-(``shapes-v2-...``): bump ``VERSION`` whenever the drawing changes so no old cache is reused.
+(``shapes-v4-...``): bump ``VERSION`` whenever the drawing changes so no old cache is reused.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from PIL import Image, ImageDraw
 
 from tinyalex.data.imageset import atomic_directory, cache_root
 
-VERSION = 2
+VERSION = 4
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "crescent", "arrow", "heart",
            "hourglass")
 IMAGE_SIZE = 72     # generated side; the mini preset crops its input from this
@@ -42,6 +43,20 @@ N_TRAIN = 1000      # images per class
 N_VAL = 200
 SUPERSAMPLE = 4     # the object mask is drawn 4x larger and box-filtered down (anti-aliasing)
 SPLIT_IDS = {"train": 0, "val": 1}
+
+# How hard the set is. Clutter, texture, a small or faint object and a wide spread of
+# positions or angles all slow down how fast a CNN learns the outlines (the position spread
+# most: 0.2 instead of 0.05 took the mini net several times as many steps); random rotation
+# and colour are what keep a linear classifier on raw pixels near chance
+# (``benchmarks/linear_baseline.py``). Changing any of these changes the images: bump VERSION.
+RADIUS = (0.30, 0.44)       # object radius, fraction of the image side
+JITTER = 0.05               # object centre: image centre +- JITTER * side, in x and y
+ROTATION = np.pi            # object angle: uniform in +- ROTATION radians
+MIN_CONTRAST = 130.0        # RGB distance between the object's colour and the background's mean
+TEXTURE = 0.6               # amplitude of the background textures, relative to the full ones
+CLUTTER_BEHIND = (2, 6)     # distractors drawn before the object (inclusive range)
+CLUTTER_FRONT = (0, 1)      # ... and after it
+NOISE_STD = 5.0             # per-pixel Gaussian noise, 0..255 units
 
 
 # --- the shapes, in unit coordinates: centred on 0, inside the unit disc, y pointing down ---
@@ -135,15 +150,15 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         period = _f32(rng.uniform(5, 16))
         wave = np.sin(2 * np.pi * (np.cos(phi) * xx + np.sin(phi) * yy) / period
                       + _f32(rng.uniform(0, 2 * np.pi)))
-        bg = c0 + wave[:, :, None] * rng.uniform(-40, 40, 3).astype(np.float32)
+        bg = c0 + wave[:, :, None] * (TEXTURE * rng.uniform(-40, 40, 3)).astype(np.float32)
     elif kind == 2:    # smooth blotches: a 4x4 colour field upsampled bicubically
-        field = np.clip(c0 + rng.normal(0, 45, (4, 4, 3)), 0, 255).astype(np.uint8)
+        field = np.clip(c0 + TEXTURE * rng.normal(0, 45, (4, 4, 3)), 0, 255).astype(np.uint8)
         bg = np.asarray(Image.fromarray(field).resize((size, size), Image.Resampling.BICUBIC),
                         dtype=np.float32)
     else:              # checks of a random cell size in two nearby colours
         cell = np.float32(rng.integers(5, 13))
         parity = ((yy // cell + xx // cell) % 2)[:, :, None]                  # 0 or 1
-        bg = c0 + parity * rng.uniform(-35, 35, 3).astype(np.float32)
+        bg = c0 + parity * (TEXTURE * rng.uniform(-35, 35, 3)).astype(np.float32)
     return bg
 
 
@@ -179,17 +194,17 @@ def render(seed: int, split: str, class_index: int, index: int, size: int = IMAG
 
     # Clutter goes behind the object: draw it onto the background with Pillow.
     canvas = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
-    _clutter(ImageDraw.Draw(canvas), rng, size, int(rng.integers(4, 11)))
+    _clutter(ImageDraw.Draw(canvas), rng, size, int(rng.integers(CLUTTER_BEHIND[0],
+                                                                 CLUTTER_BEHIND[1] + 1)))
     img = np.asarray(canvas, dtype=np.float32)                             # (S, S, 3)
 
     # The object: a colour far enough from the background to be seen (rejection sampling).
     colour = rng.uniform(0, 255, 3).astype(np.float32)
-    while np.linalg.norm(colour - bg_colour) < 110:
+    while np.linalg.norm(colour - bg_colour) < MIN_CONTRAST:
         colour = rng.uniform(0, 255, 3).astype(np.float32)
-    radius = _f32(rng.uniform(0.26, 0.42) * size)
-    margin = 0.8 * radius                   # the shape may touch the border, rarely leave it
-    centre = rng.uniform(margin, size - margin, 2).astype(np.float32)         # (x, y)
-    angle = _f32(rng.uniform(0, 2 * np.pi))
+    radius = _f32(rng.uniform(*RADIUS) * size)
+    centre = (size / 2 + rng.uniform(-JITTER, JITTER, 2) * size).astype(np.float32)   # (x, y)
+    angle = _f32(rng.uniform(-ROTATION, ROTATION))
     stretch = _f32(rng.uniform(0.85, 1.18))
     alpha = _object_mask(CLASSES[class_index], size, centre, radius, angle, stretch)
     yy, xx = _grid(size)
@@ -198,9 +213,10 @@ def render(seed: int, split: str, class_index: int, index: int, size: int = IMAG
     fill = colour + _f32(rng.uniform(0, 25)) * shade[:, :, None]          # gentle gradient
     img = img * (1 - alpha) + fill * alpha                                 # "over" compositing
 
-    img += rng.normal(0, 5, img.shape).astype(np.float32)                 # sensor-like noise
+    img += rng.normal(0, NOISE_STD, img.shape).astype(np.float32)         # sensor-like noise
     out = Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8))
-    _clutter(ImageDraw.Draw(out), rng, size, int(rng.integers(0, 3)))     # specks in front
+    _clutter(ImageDraw.Draw(out), rng, size,                               # specks in front
+             int(rng.integers(CLUTTER_FRONT[0], CLUTTER_FRONT[1] + 1)))
     return np.asarray(out)
 
 
