@@ -33,7 +33,7 @@ from tinyalex.optim import SGD, ReduceOnPlateau, StepSchedule
 # Defaults per preset: what `python -m tinyalex.train --config NAME` uses unless overridden.
 # mini: a short fixed schedule that fits the 10-minute laptop budget; paper: section 5.
 DEFAULTS = {
-    "mini": dict(epochs=12, batch_size=64, lr=0.01, schedule="step", milestones=(8, 11)),
+    "mini": dict(epochs=10, batch_size=64, lr=0.01, schedule="step", milestones=(7, 9)),
     "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", milestones=()),
 }
 
@@ -50,7 +50,7 @@ def parse_args(argv):
                         "(default: the built-in shapes set, generated on first use)")
     p.add_argument("--config", choices=sorted(PRESETS), default=None,
                    help="network preset (default mini; on --resume, the checkpoint's)")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs (mini 12, paper 90)")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs (mini 10, paper 90)")
     p.add_argument("--batch-size", type=int, default=None, help="mini 64, paper 128")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (0.01)")
     p.add_argument("--momentum", type=float, default=0.9)
