@@ -276,6 +276,7 @@ class AlexNet:
                              f"{p['fc8.w'].dtype}")
         caches = []
         self.activations = {}
+        self._caches = None  # free the last step's caches now, not after this pass (memory)
         if self.config.input_scale != 1:
             x = x * x.dtype.type(self.config.input_scale)
         for step in self.steps:
@@ -310,7 +311,11 @@ class AlexNet:
         grads = {}
         dx = dlogits
         for step, cache in zip(reversed(self.steps), reversed(self._caches), strict=True):
-            if step.kind == "conv":
+            if step.kind == "conv" and step is self.steps[0]:
+                # the first layer's input is the images: no gradient needed, skip its dx
+                grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.conv_weight_grads(
+                    dx, cache)
+            elif step.kind == "conv":
                 dx, grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.conv_backward(
                     dx, cache)
             elif step.kind == "fc":

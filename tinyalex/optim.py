@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from tinyalex.backend import get_array_module
+from tinyalex.parallel import for_each_chunk
 
 
 def decays(name: str) -> bool:
@@ -45,12 +46,25 @@ class SGD:
     def step(self, params: dict, grads: dict) -> None:
         """One update of every parameter, in place: v = m v - wd lr w - lr g; w += v."""
         for name, w in params.items():
-            v = self.velocity[name]
-            v *= self.momentum
-            if self.weight_decay and decays(name):
-                v -= (self.weight_decay * self.lr) * w
-            v -= self.lr * grads[name]
-            w += v
+            v, g = self.velocity[name], grads[name]
+            decay = self.weight_decay * self.lr if decays(name) else 0.0
+            if w.flags.c_contiguous and v.flags.c_contiguous:
+                # flat views, updated a megabyte at a time on every core (parallel.py): the
+                # temporaries stay in the CPU caches instead of streaming fc6's 38M weights
+                # through memory once per operation
+                w, v, g = w.reshape(-1), v.reshape(-1), g.reshape(-1)
+                for_each_chunk(lambda part, w=w, v=v, g=g, decay=decay:
+                               self._update(w[part], v[part], g[part], decay), w)
+            else:  # reshape(-1) would copy w or v: update the whole arrays
+                self._update(w, v, g, decay)
+
+    def _update(self, w, v, g, decay: float) -> None:
+        """The paper's rule on (parts of) one parameter, in place."""
+        v *= self.momentum
+        if decay:
+            v -= decay * w
+        v -= self.lr * g
+        w += v
 
     def state_dict(self) -> dict:
         """Hyperparameters (plain numbers); the velocity is saved separately as arrays."""

@@ -17,7 +17,16 @@ CuPy arrays, float32 and float64, and return the input's array type and dtype.
 """
 
 from tinyalex.layers.activation import relu_backward, relu_forward
-from tinyalex.layers.conv import col2im, conv_backward, conv_forward, conv_output_size, im2col
+from tinyalex.layers.conv import (
+    col2im,
+    col2im_wide,
+    conv_backward,
+    conv_forward,
+    conv_output_size,
+    conv_weight_grads,
+    im2col,
+    im2col_wide,
+)
 from tinyalex.layers.dropout import dropout_backward, dropout_forward
 from tinyalex.layers.linear import linear_backward, linear_forward
 from tinyalex.layers.loss import log_softmax, softmax, softmax_cross_entropy
@@ -27,12 +36,15 @@ from tinyalex.layers.pool import maxpool_backward, maxpool_forward, pool_output_
 __all__ = [
     "channel_window_sum",
     "col2im",
+    "col2im_wide",
     "conv_backward",
     "conv_forward",
     "conv_output_size",
+    "conv_weight_grads",
     "dropout_backward",
     "dropout_forward",
     "im2col",
+    "im2col_wide",
     "linear_backward",
     "linear_forward",
     "log_softmax",

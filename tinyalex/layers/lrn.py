@@ -16,25 +16,30 @@ and PyTorch's default k is 1, not the paper's 2.
 
 from __future__ import annotations
 
+from tinyalex import workspace
 from tinyalex.backend import get_array_module, kernel_ops
 from tinyalex.layers._checks import check_array, check_positive_int, check_same_shape
+from tinyalex.parallel import for_each_chunk
 
 
-def channel_window_sum(a, n: int):
+def channel_window_sum(a, n: int, out=None):
     """sum_{j = i - n//2}^{i + n//2} a[:, j] for every channel i, zero outside [0, C).
 
-    a (N, C, H, W) -> (N, C, H, W). The channel axis is zero-padded by n//2 on each side and
-    the n shifted slabs are added: a loop over window offsets only.
+    a (N, C, H, W) -> (N, C, H, W), written into ``out`` when given. Starts from a copy of a
+    (the window centre) and adds the channel slabs `offset` below and above, for
+    offset = 1 .. n//2: a loop over window offsets only. Channels near the edges simply get
+    fewer terms, which is the zero padding without building a padded copy.
+    (A running sum via cumsum would need fewer passes, but subtracting two large running
+    totals loses float32 precision; n = 5 costs only four adds.)
     """
     xp = get_array_module(a)
-    N, C, H, W = a.shape
-    half = n // 2
-    padded = xp.zeros((N, C + 2 * half, H, W), dtype=a.dtype)
-    padded[:, half : half + C] = a
-    total = padded[:, 0:C].copy()
-    for offset in range(1, n):
-        total += padded[:, offset : offset + C]
-    return total
+    if out is None:
+        out = xp.empty_like(a)
+    out[...] = a
+    for offset in range(1, n // 2 + 1):
+        out[:, offset:] += a[:, :-offset]  # channel i gets a[i - offset]
+        out[:, :-offset] += a[:, offset:]  # channel i gets a[i + offset]
+    return out
 
 
 def lrn_forward(x, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75):
@@ -59,9 +64,20 @@ def lrn_forward(x, n: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float 
     ops = kernel_ops(x)
     if ops:
         out, scale = ops.lrn_forward(x, n, k, alpha, beta)
-    else:
-        scale = k + alpha * channel_window_sum(x * x, n)
-        out = x * scale**-beta
+        return out, (x, out, scale, n, alpha, beta)
+
+    xp = get_array_module(x)
+    out = workspace.empty(x.shape, x.dtype, xp)  # recycled memory, see workspace.py
+    scale = workspace.empty(x.shape, x.dtype, xp)
+
+    def normalize(images):  # the images in slice `images`, written into out and scale
+        xs, s = x[images], scale[images]
+        channel_window_sum(xs * xs, n, out=s)
+        s *= alpha
+        s += k  # s = k + alpha * (window sum of x^2)
+        xp.multiply(xs, s**-beta, out=out[images])
+
+    for_each_chunk(normalize, x)  # a few images at a time, on every core (see parallel.py)
     return out, (x, out, scale, n, alpha, beta)
 
 
@@ -81,5 +97,16 @@ def lrn_backward(dout, cache):
     ops = kernel_ops(dout)
     if ops:
         return ops.lrn_backward(dout, x, out, scale, n, alpha, beta)
-    spread = channel_window_sum(dout * out / scale, n)
-    return dout * scale**-beta - (2 * alpha * beta) * x * spread
+
+    xp = get_array_module(dout)
+    dx = workspace.empty(dout.shape, dout.dtype, xp)
+
+    def gradient(images):  # dx of the images in slice `images`
+        g, o, s, xs = dout[images], out[images], scale[images], x[images]
+        spread = channel_window_sum(g * o / s, n)  # sum over window(j) of g x s^(-beta-1)
+        spread *= xs
+        spread *= 2 * alpha * beta
+        xp.subtract(g * s**-beta, spread, out=dx[images])
+
+    for_each_chunk(gradient, dout)
+    return dx

@@ -1,0 +1,75 @@
+"""Run the memory-bound NumPy parts of a layer on every CPU core, a few images at a time.
+
+The matrix products already use every core (inside BLAS), but NumPy's elementwise
+operations run on one core, and a layer made of several such passes (LRN, max-pool, the
+im2col copy) streams every intermediate array through main memory once per pass. Splitting
+the work into chunks of a few images, and handing the chunks to a small pool of threads,
+helps twice:
+
+- NumPy releases the Python GIL inside its loops over arrays, so the threads really do
+  run on separate cores;
+- a chunk's intermediate arrays are small enough (about a megabyte) to stay in the CPU
+  caches from one pass to the next.
+
+Each chunk writes only its own images' part of the outputs, so the threads never touch the
+same memory. The layer code stays the plain array code, written for any range of images;
+tests/test_speed_paths.py checks that the chunked result equals one whole-batch call.
+
+CuPy arrays (the GPU runs its own parallel kernels) and small arrays are not split.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+CHUNK_BYTES = 1 << 20  # aim for about 1 MiB of input per chunk (fits a core's L2 cache)
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may use (its affinity mask, not the whole machine)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor | None:
+    threads = cpu_count()
+    return ThreadPoolExecutor(threads, thread_name_prefix="tinyalex") if threads > 1 else None
+
+
+# A forked child process (e.g. a data-loading worker) inherits the pool object but not its
+# threads: forget it there, so that the child makes its own on first use instead of waiting
+# forever for threads that do not exist.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
+def batch_chunks(count: int, bytes_per_item: int) -> list[slice]:
+    """Consecutive slices covering range(count), each about CHUNK_BYTES of input."""
+    per_chunk = max(1, CHUNK_BYTES // max(1, bytes_per_item))
+    return [slice(start, min(start + per_chunk, count)) for start in range(0, count, per_chunk)]
+
+
+def for_each_chunk(fn, x) -> None:
+    """Call ``fn(chunk)`` for slices ``chunk`` that together cover the first axis of ``x``.
+
+    ``fn`` computes its results for ``x[chunk]`` and writes them into preallocated outputs.
+    NumPy: the chunks run on a thread pool with one thread per core. CuPy, or one core:
+    a single call ``fn(slice(None))`` for the whole batch.
+    """
+    count = x.shape[0]
+    pool = _pool()
+    if pool is None or not isinstance(x, np.ndarray) or count < 2:
+        fn(slice(None))
+        return
+    chunks = batch_chunks(count, x.nbytes // count)
+    if len(chunks) == 1:
+        fn(chunks[0])
+        return
+    for _ in pool.map(fn, chunks):  # re-raises the first exception of any chunk
+        pass
