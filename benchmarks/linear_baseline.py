@@ -1,6 +1,6 @@
 """How hard is the built-in data set? A linear softmax classifier on raw pixels, for contrast.
 
-    python benchmarks/linear_baseline.py [--data builtin] [--epochs 30]
+    python benchmarks/linear_baseline.py [--data builtin] [--epochs 30] [--lrs 1e-5,3e-5,...]
 
 Trains ``logits = x w^T + b`` (tinyalex's own ``linear_forward``/``linear_backward`` and
 ``softmax_cross_entropy``) on the mini preset's input: 63x63 crops of the 72x72 images, the
@@ -64,7 +64,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="builtin")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lrs", default="0.0001,0.0003,0.001,0.003")
+    parser.add_argument("--lrs", default="0.00001,0.00003,0.0001,0.0003,0.001")
     args = parser.parse_args(argv)
     train, val = data.open_splits(args.data, IMAGE_SIZE)
     stats = data.compute_stats(train)

@@ -178,6 +178,7 @@ def test_load_image_errors(tmp_path):
     ("empty_class", "class folder .*eel has no usable image"),
     ("bad_class", "class folder .*eel has no usable image"),
     ("val_extra", "missing from train/"),
+    ("val_empty", "val has no class folders"),
 ])
 def test_bad_layouts_raise_one_line_data_errors(tmp_path, case, pattern):
     root = tmp_path / "set"
@@ -197,6 +198,11 @@ def test_bad_layouts_raise_one_line_data_errors(tmp_path, case, pattern):
         (root / "train" / "eel" / "x.jpg").write_text("<html></html>")
     elif case == "val_extra":
         solid(root / "val" / "eel" / "0.png", RED)
+    elif case == "val_empty":
+        for class_dir in (root / "val").iterdir():
+            for f in class_dir.iterdir():
+                f.unlink()
+            class_dir.rmdir()
     with pytest.raises(data.DataError, match=pattern) as info:
         data.open_splits(root, 16, cache_dir=tmp_path / "cache", log=None)
     assert "\n" not in str(info.value) and ":" in str(info.value)     # one line, with a fix

@@ -205,6 +205,9 @@ def open_folder(root, image_size: int, cache_dir=None, val_fraction: float = 0.1
                         f"folder, {train_dir}/<class>/")
     paths, labels = list_files(train_dir, classes)
     if val_dir.is_dir():
+        if not find_classes(val_dir):
+            raise DataError(f"{val_dir} has no class folders: put validation images in "
+                            f"{val_dir}/<class>/, or remove {val_dir} to hold out part of train/")
         extra = sorted(set(find_classes(val_dir)) - set(classes))
         if extra:
             raise DataError(f"{val_dir} has class folders missing from train/ ({', '.join(extra)})"

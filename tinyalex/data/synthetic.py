@@ -14,7 +14,7 @@ Every image (72x72 RGB by default) is one large shape on a textured background w
 
 A class is its outline alone, which a CNN's local, shared filters can learn, while a linear
 classifier on raw pixels cannot: position, rotation and colour are all random, so no fixed
-pixel template matches a class (``benchmarks/linear_baseline.py``: about 14% top-1, chance 10%).
+pixel template matches a class (``benchmarks/linear_baseline.py``: about 20% top-1, chance 10%).
 
 Generation is a pure function of ``(seed, split, class, index)``: each image draws from its
 own ``SeedSequence``, so the set is the same whatever order or process draws it. It is written
