@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a plain checkout too
 
-from tinyalex import layers  # noqa: E402
 from tinyalex.backend import get_array_module, gpu_available, is_gpu_array  # noqa: E402
 from tinyalex.model import AlexNet, get_config  # noqa: E402
 from tinyalex.optim import SGD  # noqa: E402
@@ -54,45 +53,17 @@ def timed_ms(fn, repeat: int, warmup: int = 2) -> float:
     return (time.perf_counter() - begin) * 1000 / repeat
 
 
-def step_forward(net: AlexNet, step, x):
-    """One step of AlexNet.forward (train mode): (out, cache)."""
-    p = net.params
-    if step.kind == "conv":
-        return layers.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"], **step.options)
-    if step.kind == "relu":
-        return layers.relu_forward(x)
-    if step.kind == "lrn":
-        return layers.lrn_forward(x, **step.options)
-    if step.kind == "pool":
-        return layers.maxpool_forward(x, **step.options)
-    if step.kind == "dropout":
-        return layers.dropout_forward(x, train=True, rng=net.rng, **step.options)
-    if step.kind == "fc":
-        return layers.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
-    raise AssertionError(step.kind)
-
-
-def step_backward(step, dout, cache):
-    """The backward of one step; the first element is dx (a tuple for conv and fc)."""
-    backward = {
-        "conv": layers.conv_backward, "relu": layers.relu_backward,
-        "lrn": layers.lrn_backward, "pool": layers.maxpool_backward,
-        "dropout": layers.dropout_backward, "fc": layers.linear_backward,
-    }[step.kind]
-    return backward(dout, cache)
-
-
 def layer_times(net: AlexNet, x, repeat: int) -> list[tuple[str, float, float]]:
     """(step name, forward ms, backward ms) for every step, each fed the previous output."""
     xp = get_array_module(x)
     rows = []
-    if net.config.input_scale != 1:
-        x = x * x.dtype.type(net.config.input_scale)
+    x = net.scale_input(x)
     for step in net.steps:
-        out, cache = step_forward(net, step, x)
+        out, cache = net.step_forward(step, x, train=True)
         dout = xp.ones_like(out)
-        forward_ms = timed_ms(lambda s=step, a=x: step_forward(net, s, a), repeat)
-        backward_ms = timed_ms(lambda s=step, d=dout, c=cache: step_backward(s, d, c), repeat)
+        forward_ms = timed_ms(lambda s=step, a=x: net.step_forward(s, a, train=True), repeat)
+        backward_ms = timed_ms(lambda s=step, d=dout, c=cache: net.step_backward(s, d, c),
+                               repeat)
         rows.append((step.name, forward_ms, backward_ms))
         x = out
     return rows

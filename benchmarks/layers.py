@@ -26,42 +26,6 @@ from tinyalex import layers
 from tinyalex.model import AlexNet, layer_shapes
 
 
-def forward_step(step, x, params, rng):
-    """(out, cache) of one step, as AlexNet.forward computes it (train mode)."""
-    p = params
-    if step.kind == "conv":
-        return layers.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"], **step.options)
-    if step.kind == "relu":
-        return layers.relu_forward(x)
-    if step.kind == "lrn":
-        return layers.lrn_forward(x, **step.options)
-    if step.kind == "pool":
-        return layers.maxpool_forward(x, **step.options)
-    if step.kind == "dropout":
-        return layers.dropout_forward(x, train=True, rng=rng, **step.options)
-    if step.kind == "fc":
-        return layers.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
-    raise AssertionError(step.kind)
-
-
-def backward_step(step, dout, cache, first):
-    """The input gradient of one step (parameter gradients are computed and dropped).
-
-    The first layer computes only its weight gradients, as AlexNet.backward does: nothing
-    needs the gradient of the images.
-    """
-    if step.kind == "conv" and first and hasattr(layers, "conv_weight_grads"):
-        layers.conv_weight_grads(dout, cache)  # (older tinyalex: conv_backward below)
-        return None
-    if step.kind == "conv":
-        return layers.conv_backward(dout, cache)[0]
-    if step.kind == "fc":
-        return layers.linear_backward(dout, cache)[0]
-    backward = {"relu": layers.relu_backward, "lrn": layers.lrn_backward,
-                "pool": layers.maxpool_backward, "dropout": layers.dropout_backward}
-    return backward[step.kind](dout, cache)
-
-
 def timed(fn, *args):
     start = time.perf_counter()
     result = fn(*args)
@@ -88,13 +52,13 @@ def main(argv=None):
     for _ in range(args.repeats):
         x, caches = x0, []
         for step in net.steps:
-            (x, cache), seconds = timed(forward_step, step, x, net.params, net.rng)
+            (x, cache), seconds = timed(net.step_forward, step, x, True)
             caches.append(cache)
             fwd[step.name].append(seconds)
         (_, dx), seconds = timed(layers.softmax_cross_entropy, x, labels)
         loss_times.append(seconds)
         for step, cache in zip(reversed(net.steps), reversed(caches), strict=True):
-            dx, seconds = timed(backward_step, step, dx, cache, step is net.steps[0])
+            (dx, _), seconds = timed(net.step_backward, step, dx, cache)
             bwd[step.name].append(seconds)
         del caches, cache, x, dx
 

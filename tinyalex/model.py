@@ -260,6 +260,46 @@ class AlexNet:
         self.activations = {}
         return self
 
+    def scale_input(self, x):
+        """x * config.input_scale: the first thing forward does (the identity for paper)."""
+        scale = self.config.input_scale
+        return x if scale == 1 else x * x.dtype.type(scale)
+
+    def step_forward(self, step: Step, x, train: bool = False):
+        """(out, cache) of one step of the layer sequence: the layer function it names."""
+        p = self.params
+        if step.kind == "conv":
+            return layers.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"],
+                                       **step.options)
+        if step.kind == "relu":
+            return layers.relu_forward(x)
+        if step.kind == "lrn":
+            return layers.lrn_forward(x, **step.options)
+        if step.kind == "pool":
+            return layers.maxpool_forward(x, **step.options)
+        if step.kind == "dropout":
+            return layers.dropout_forward(x, train=train, rng=self.rng, **step.options)
+        if step.kind == "fc":
+            return layers.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
+        raise AssertionError(step.kind)
+
+    def step_backward(self, step: Step, dout, cache):
+        """(dx, {parameter name: gradient}) of one step, from the gradient of its output.
+
+        The first convolution's input is the images: nothing needs their gradient, so it
+        computes only its weight gradients and dx is None.
+        """
+        if step.kind == "conv" and step is self.steps[0]:
+            dw, db = layers.conv_weight_grads(dout, cache)
+            return None, {f"{step.name}.w": dw, f"{step.name}.b": db}
+        if step.kind in ("conv", "fc"):
+            backward = layers.conv_backward if step.kind == "conv" else layers.linear_backward
+            dx, dw, db = backward(dout, cache)
+            return dx, {f"{step.name}.w": dw, f"{step.name}.b": db}
+        backward = {"relu": layers.relu_backward, "lrn": layers.lrn_backward,
+                    "pool": layers.maxpool_backward, "dropout": layers.dropout_backward}
+        return backward[step.kind](dout, cache), {}
+
     def forward(self, x, train: bool = False, keep_activations: bool = False):
         """Logits (N, num_classes) for images x (N, C, input_size, input_size).
 
@@ -277,24 +317,9 @@ class AlexNet:
         caches = []
         self.activations = {}
         self._caches = None  # free the last step's caches now, not after this pass (memory)
-        if self.config.input_scale != 1:
-            x = x * x.dtype.type(self.config.input_scale)
+        x = self.scale_input(x)
         for step in self.steps:
-            if step.kind == "conv":
-                x, cache = layers.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"],
-                                               **step.options)
-            elif step.kind == "relu":
-                x, cache = layers.relu_forward(x)
-            elif step.kind == "lrn":
-                x, cache = layers.lrn_forward(x, **step.options)
-            elif step.kind == "pool":
-                x, cache = layers.maxpool_forward(x, **step.options)
-            elif step.kind == "dropout":
-                x, cache = layers.dropout_forward(x, train=train, rng=self.rng, **step.options)
-            elif step.kind == "fc":
-                x, cache = layers.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
-            else:
-                raise AssertionError(step.kind)
+            x, cache = self.step_forward(step, x, train)
             caches.append(cache)
             if keep_activations:
                 self.activations[step.name] = x
@@ -311,24 +336,8 @@ class AlexNet:
         grads = {}
         dx = dlogits
         for step, cache in zip(reversed(self.steps), reversed(self._caches), strict=True):
-            if step.kind == "conv" and step is self.steps[0]:
-                # the first layer's input is the images: no gradient needed, skip its dx
-                grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.conv_weight_grads(
-                    dx, cache)
-            elif step.kind == "conv":
-                dx, grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.conv_backward(
-                    dx, cache)
-            elif step.kind == "fc":
-                dx, grads[f"{step.name}.w"], grads[f"{step.name}.b"] = layers.linear_backward(
-                    dx, cache)
-            elif step.kind == "relu":
-                dx = layers.relu_backward(dx, cache)
-            elif step.kind == "lrn":
-                dx = layers.lrn_backward(dx, cache)
-            elif step.kind == "pool":
-                dx = layers.maxpool_backward(dx, cache)
-            elif step.kind == "dropout":
-                dx = layers.dropout_backward(dx, cache)
+            dx, step_grads = self.step_backward(step, dx, cache)
+            grads.update(step_grads)
         return {name: grads[name] for name in self.params}
 
     def loss(self, x, labels, train: bool = True):
