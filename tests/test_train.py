@@ -157,7 +157,8 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("case", ["missing data", "empty data", "not a checkpoint",
-                                  "other config", "bad image", "bad epochs"])
+                                  "other config", "resume with new lr", "bad image",
+                                  "bad epochs"])
 def test_bad_input_is_one_line_and_exit_2(case, folder, tmp_path):
     if case == "missing data":
         result = run_cli("train", "--data", tmp_path / "nowhere", "--no-progress")
@@ -172,6 +173,8 @@ def test_bad_input_is_one_line_and_exit_2(case, folder, tmp_path):
         path = checkpoint.save(tmp_path / "c.npz", {"param": net.params},
                                {"config": net.config.to_dict()})
         result = run_cli("train", "--resume", path, "--config", "paper")
+    elif case == "resume with new lr":
+        result = run_cli("train", "--resume", tmp_path / "anything", "--lr", "0.1")
     elif case == "bad image":
         assert train.main(base_args(folder, tmp_path / "run", epochs=1)) == 0
         text = write(tmp_path / "notes.jpg", "<html>not an image</html>")

@@ -53,14 +53,14 @@ def parse_args(argv):
     p.add_argument("--epochs", type=int, default=None, help="total epochs (mini 10, paper 90)")
     p.add_argument("--batch-size", type=int, default=None, help="mini 64, paper 128")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (0.01)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--momentum", type=float, default=None, help="0.9 (section 5)")
+    p.add_argument("--weight-decay", type=float, default=None, help="0.0005 (section 5)")
     p.add_argument("--schedule", choices=("step", "plateau"), default=None,
                    help="step: divide by 10 at --milestones; plateau: divide by 10 when val "
                         "error stops improving for --patience epochs, at most 3 times")
     p.add_argument("--milestones", type=int, nargs="*", default=None,
                    help="epochs at which the step schedule divides the rate by 10")
-    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--patience", type=int, default=None, help="plateau schedule: epochs (2)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="no random reflections")
     p.add_argument("--no-crop", dest="random_crop", action="store_false",
                    help="centre crops instead of random crops when training")
@@ -71,7 +71,7 @@ def parse_args(argv):
                    help="default: $TINYALEX_DEVICE or auto (the GPU when CuPy sees one)")
     p.add_argument("--out", default=None, help="run folder (default runs/<timestamp>)")
     p.add_argument("--resume", default=None, help="a run folder or checkpoint to continue")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (for logs)")
     return p.parse_args(argv)
@@ -86,6 +86,16 @@ def check_args(args) -> None:
         raise cli.UserError(f"--lr must be > 0, got {args.lr}")
     if args.num_workers < 0:
         raise cli.UserError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.resume:
+        fixed = [name for name in ("batch_size", "lr", "momentum", "weight_decay", "schedule",
+                                   "milestones", "patience", "seed")
+                 if getattr(args, name) is not None]
+        fixed += [name for name in ("flip", "random_crop", "lighting") if not getattr(args, name)]
+        if fixed:
+            names = ", ".join("--" + name.replace("_", "-") for name in fixed)
+            raise cli.UserError(f"--resume continues a run with its own settings; {names} "
+                                "cannot change (only --epochs, --data, --out, --device, "
+                                "--num-workers may): drop them, or start a new run")
 
 
 class Run:
@@ -113,16 +123,16 @@ class Run:
                 "epochs": args.epochs or defaults["epochs"],
                 "batch_size": args.batch_size or defaults["batch_size"],
                 "lr": args.lr or defaults["lr"],
-                "momentum": args.momentum,
-                "weight_decay": args.weight_decay,
+                "momentum": 0.9 if args.momentum is None else args.momentum,
+                "weight_decay": 5e-4 if args.weight_decay is None else args.weight_decay,
                 "schedule": args.schedule or defaults["schedule"],
                 "milestones": list(args.milestones if args.milestones is not None
                                    else defaults["milestones"]),
-                "patience": args.patience,
+                "patience": 2 if args.patience is None else args.patience,
                 "flip": args.flip, "random_crop": args.random_crop, "lighting": args.lighting,
             }
             self.data_spec = data_spec(args.data)
-            self.seed = args.seed
+            self.seed = 0 if args.seed is None else args.seed
 
         try:
             self.device = resolve_device(args.device)
