@@ -3,7 +3,10 @@
 import json
 from pathlib import Path
 
+import matplotlib
 import pytest
+
+matplotlib.use("Agg")  # the lessons plot; a test run has no display
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
