@@ -19,17 +19,21 @@ import time
 import numpy as np
 
 from tinyalex import data
+from tinyalex.evaluate import topk_correct
 from tinyalex.layers import linear_backward, linear_forward, softmax_cross_entropy
+from tinyalex.model import PRESETS
+from tinyalex.optim import SGD
 
-IMAGE_SIZE, CROP = 72, 63        # the mini preset's image_size and input_size
-INPUT_SCALE = np.float32(1 / 64)
+MINI = PRESETS["mini"]
+IMAGE_SIZE, CROP = MINI.image_size, MINI.input_size   # 72 and 63
+INPUT_SCALE = np.float32(MINI.input_scale)             # 1/64
 
 
 def accuracy(w, b, loader) -> float:
     correct = total = 0
     for x, y in loader:
         logits, _ = linear_forward(x * INPUT_SCALE, w, b)
-        correct += int((logits.argmax(axis=1) == y).sum())
+        correct += topk_correct(logits, y, 1)
         total += len(y)
     return correct / total
 
@@ -41,7 +45,8 @@ def train_linear(train, val, stats, lr, epochs, augment, seed=0, weight_decay=5e
     rng = np.random.default_rng(seed)
     w = (0.001 * rng.standard_normal((classes, dim))).astype(np.float32)    # (K, D)
     b = np.zeros(classes, dtype=np.float32)
-    vw, vb = np.zeros_like(w), np.zeros_like(b)
+    params = {"fc.w": w, "fc.b": b}
+    opt = SGD(params, lr=lr, weight_decay=weight_decay)  # the paper's update; biases not decayed
     val_loader = data.BatchLoader(val, 500, CROP, stats, train=False)
     best, losses = 0.0, []
     for epoch in range(epochs):
@@ -51,10 +56,7 @@ def train_linear(train, val, stats, lr, epochs, augment, seed=0, weight_decay=5e
             logits, cache = linear_forward(x * INPUT_SCALE, w, b)
             loss, dlogits = softmax_cross_entropy(logits, y)
             _, dw, db = linear_backward(dlogits, cache)
-            vw = np.float32(0.9) * vw - np.float32(lr) * (dw + np.float32(weight_decay) * w)
-            vb = np.float32(0.9) * vb - np.float32(lr) * db
-            w += vw
-            b += vb
+            opt.step(params, {"fc.w": dw, "fc.b": db})
             losses.append(float(loss))
         best = max(best, accuracy(w, b, val_loader))
     return best, float(np.mean(losses[-len(loader):]))
