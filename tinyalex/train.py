@@ -111,9 +111,8 @@ class Run:
                     f"--resume: the checkpoint is from config '{config.name}', not "
                     f"'{args.config}': drop --config or pass --config {config.name}")
             self.hp = meta["hyper"]
-            for name in ("epochs",):  # the only setting a resume may change
-                if getattr(args, name) is not None:
-                    self.hp[name] = getattr(args, name)
+            if args.epochs is not None:  # the only hyperparameter a resume may change
+                self.hp["epochs"] = args.epochs
             self.data_spec = args.data or meta["data"]
             self.seed = meta["seed"]
         else:
