@@ -6,9 +6,9 @@
 
 Prints, all on the same GPU and in the same run:
 
-1. per-layer forward and backward times of the paper network at the given batch, for each
-   layer kind with raw kernels (``TINYALEX_KERNELS=auto``, the default) and with the plain
-   array code (``TINYALEX_KERNELS=off``), so one can see what the kernels buy;
+1. per-layer forward and backward times of the paper network at the given batch, with the
+   CUDA kernels (``impl="cuda"``, the default on a GPU) and with the textbook's array code
+   run by CuPy (``impl="textbook"``), so one can see what the kernels buy;
 2. full training steps (forward, loss, backward, the paper's SGD update) in images/s;
 3. if ``torch`` is importable and sees the GPU: the same network in PyTorch eager, fp32
    (TF32 off, cuDNN autotuning on), its images/s, and the ratio tinyalex / PyTorch.
@@ -20,7 +20,6 @@ GPU the script exits at once with a one-line message (status 1).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -71,7 +70,7 @@ def layer_times(net: AlexNet, x, repeat: int) -> list[tuple[str, float, float]]:
 
 def train_images_per_second(net: AlexNet, x, labels, repeat: int) -> float:
     """Images/s of full training steps: forward, softmax loss, backward, SGD update."""
-    optimizer = SGD(net.params, lr=0.01)
+    optimizer = SGD(net.params, lr=0.01, impl=net.impl)
 
     def train_step():
         _, logits, dlogits = net.loss(x, labels, train=True)
@@ -152,22 +151,21 @@ def main(argv=None) -> int:
     device = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
     print(f"device: {device}; CuPy {cupy.__version__}; config {args.config}; batch {args.batch}")
 
-    net = AlexNet(args.config, seed=0).to("gpu")
-    config = net.config
+    nets = {impl: AlexNet(args.config, seed=0, impl=impl).to("gpu")
+            for impl in ("cuda", "textbook")}  # the kernels, then the textbook's array code
+    net, config = nets["cuda"], nets["cuda"].config
     shape = (args.batch, config.in_channels, config.input_size, config.input_size)
     x = cupy.random.standard_normal(shape, dtype=cupy.float32)
     labels = cupy.random.randint(0, config.num_classes, size=args.batch)
 
-    results = {}
-    for mode in ("auto", "off"):  # raw kernels, then the plain array code
-        os.environ["TINYALEX_KERNELS"] = mode
-        results[mode] = layer_times(net, x, args.repeat)
-    os.environ["TINYALEX_KERNELS"] = "auto"
-    print(f"\nper layer, ms (batch {args.batch})   kernels fwd   bwd  |  array code fwd   bwd")
-    for (name, f_k, b_k), (_, f_a, b_a) in zip(results["auto"], results["off"], strict=True):
-        print(f"  {name:8s} {f_k:26.3f} {b_k:7.3f}  | {f_a:15.3f} {b_a:7.3f}")
-    f_k, b_k, f_a, b_a = (sum(r[i] for r in results[m]) for m in ("auto", "off") for i in (1, 2))
-    print(f"  {'total':8s} {f_k:26.3f} {b_k:7.3f}  | {f_a:15.3f} {b_a:7.3f}")
+    results = {impl: layer_times(one, x, args.repeat) for impl, one in nets.items()}
+    print(f"\nper layer, ms (batch {args.batch})   kernels fwd   bwd  |  textbook fwd   bwd")
+    for (name, f_k, b_k), (_, f_a, b_a) in zip(results["cuda"], results["textbook"],
+                                               strict=True):
+        print(f"  {name:8s} {f_k:26.3f} {b_k:7.3f}  | {f_a:13.3f} {b_a:7.3f}")
+    f_k, b_k, f_a, b_a = (sum(r[i] for r in results[m]) for m in ("cuda", "textbook")
+                          for i in (1, 2))
+    print(f"  {'total':8s} {f_k:26.3f} {b_k:7.3f}  | {f_a:13.3f} {b_a:7.3f}")
 
     ours = train_images_per_second(net, x, labels, args.repeat)
     print(f"\ntinyalex training step: {ours:,.0f} images/s")

@@ -1,18 +1,20 @@
-"""Forward and backward time of every AlexNet layer at the paper's shapes (issue 2's baseline).
+"""Forward and backward time of every AlexNet layer at the paper's shapes, per implementation.
 
-    python benchmarks/layers.py                 # paper preset, batch 32, float32
+    python benchmarks/layers.py                              # paper preset, batch 32, fast
+    python benchmarks/layers.py --impl textbook fast         # both, one table each
     python benchmarks/layers.py --preset mini --batch 128
 
 Walks the network's own layer sequence (``tinyalex.model.build_steps``) one step at a time,
-calling the functions of ``tinyalex.layers`` exactly as ``AlexNet.forward/backward`` do, and
-times each call. Every layer is timed ``--repeats`` times; the table shows the median.
-The machine is usually shared, so compare ratios between runs, not single numbers.
+calling the layer functions of the chosen implementation exactly as ``AlexNet.forward`` and
+``backward`` do (``AlexNet.step_forward`` / ``step_backward``), and times each call. Every
+layer is timed ``--repeats`` times; the table shows the median. The machine is usually
+shared, so compare ratios between runs, not single numbers.
 """
 
 from __future__ import annotations
 
 # isort: off
-import tinyalex  # noqa: F401  (before NumPy: sets OpenBLAS's thread timeout, see __init__)
+import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 import argparse
@@ -22,7 +24,6 @@ import time
 
 import numpy as np
 
-from tinyalex import layers
 from tinyalex.model import AlexNet, layer_shapes
 
 
@@ -32,52 +33,63 @@ def timed(fn, *args):
     return result, time.perf_counter() - start
 
 
+def time_layers(net, x0, labels, repeats: int):
+    """{step: [forward seconds]}, {step: [backward seconds]}, [loss seconds] over ``repeats``."""
+    fwd = {s.name: [] for s in net.steps}
+    bwd = {s.name: [] for s in net.steps}
+    loss_times = []
+    for _ in range(repeats):
+        x, caches = net.scale_input(x0), []
+        for step in net.steps:
+            (x, cache), seconds = timed(net.step_forward, step, x, True)
+            caches.append(cache)
+            fwd[step.name].append(seconds)
+        (_, dx), seconds = timed(net.layers.softmax_cross_entropy, x, labels)
+        loss_times.append(seconds)
+        for step, cache in zip(reversed(net.steps), reversed(caches), strict=True):
+            first = step is net.steps[0]
+            (dx, _), seconds = timed(net.step_backward, step, dx, cache, not first)
+            bwd[step.name].append(seconds)
+        del caches, cache, x, dx
+    return fwd, bwd, loss_times
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper", choices=("paper", "mini"))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--impl", nargs="+", default=["fast"],
+                        choices=("textbook", "fast", "cuda"),
+                        help="implementations to time (cuda: the CPU emulator here)")
     args = parser.parse_args(argv)
 
-    net = AlexNet(args.preset, dtype=np.float32)
     rng = np.random.default_rng(0)
-    size = net.config.input_size
-    x0 = rng.standard_normal((args.batch, net.config.in_channels, size, size), dtype=np.float32)
-    labels = rng.integers(0, net.config.num_classes, args.batch)
-    shapes = {name: shape for name, shape, _, _ in layer_shapes(net.config)}
-
-    fwd = {s.name: [] for s in net.steps}
-    bwd = {s.name: [] for s in net.steps}
-    loss_times = []
-    for _ in range(args.repeats):
-        x, caches = x0, []
-        for step in net.steps:
-            (x, cache), seconds = timed(net.step_forward, step, x, True)
-            caches.append(cache)
-            fwd[step.name].append(seconds)
-        (_, dx), seconds = timed(layers.softmax_cross_entropy, x, labels)
-        loss_times.append(seconds)
-        for step, cache in zip(reversed(net.steps), reversed(caches), strict=True):
-            (dx, _), seconds = timed(net.step_backward, step, dx, cache)
-            bwd[step.name].append(seconds)
-        del caches, cache, x, dx
-
     print(f"tinyalex layers, preset {args.preset}, batch {args.batch}, float32, "
           f"median of {args.repeats}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'layer':<8}{'output':>16}{'forward ms':>12}{'backward ms':>13}")
-    total_f = total_b = 0.0
-    for step in net.steps:
-        f_ms, b_ms = 1e3 * np.median(fwd[step.name]), 1e3 * np.median(bwd[step.name])
-        total_f, total_b = total_f + f_ms, total_b + b_ms
-        shape = " x ".join(str(s) for s in shapes[step.name])
-        print(f"{step.name:<8}{shape:>16}{f_ms:>12.1f}{b_ms:>13.1f}")
-    loss_ms = 1e3 * np.median(loss_times)
-    print(f"{'loss':<8}{'':>16}{loss_ms:>12.1f}{'':>13}")
-    total = total_f + total_b + loss_ms
-    print(f"{'total':<8}{'':>16}{total_f + loss_ms:>12.1f}{total_b:>13.1f}"
-          f"   = {total:.0f} ms, {args.batch / total * 1e3:.1f} images/s (no SGD update)")
+    for impl in args.impl:
+        net = AlexNet(args.preset, dtype=np.float32, impl=impl)
+        size = net.config.input_size
+        x0 = rng.standard_normal((args.batch, net.config.in_channels, size, size),
+                                 dtype=np.float32)
+        labels = rng.integers(0, net.config.num_classes, args.batch)
+        shapes = {name: shape for name, shape, _, _ in layer_shapes(net.config)}
+        fwd, bwd, loss_times = time_layers(net, x0, labels, args.repeats)
+        print(f"\nimplementation {impl}")
+        print(f"{'layer':<8}{'output':>16}{'forward ms':>12}{'backward ms':>13}")
+        total_f = total_b = 0.0
+        for step in net.steps:
+            f_ms, b_ms = 1e3 * np.median(fwd[step.name]), 1e3 * np.median(bwd[step.name])
+            total_f, total_b = total_f + f_ms, total_b + b_ms
+            shape = " x ".join(str(s) for s in shapes[step.name])
+            print(f"{step.name:<8}{shape:>16}{f_ms:>12.1f}{b_ms:>13.1f}")
+        loss_ms = 1e3 * np.median(loss_times)
+        print(f"{'loss':<8}{'':>16}{loss_ms:>12.1f}{'':>13}")
+        total = total_f + total_b + loss_ms
+        print(f"{'total':<8}{'':>16}{total_f + loss_ms:>12.1f}{total_b:>13.1f}"
+              f"   = {total:.0f} ms, {args.batch / total * 1e3:.1f} images/s (no SGD update)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """One AlexNet training step, tinyalex (NumPy) against PyTorch CPU eager, on this machine.
 
-    python benchmarks/train_step.py                        # paper preset, batch 32
+    python benchmarks/train_step.py                        # paper preset, batch 32, fast
     python benchmarks/train_step.py --preset mini --batch 128
+    python benchmarks/train_step.py --impl textbook        # the readable layers instead
 
 A step is what training does per batch: forward (train mode, dropout on), softmax
 cross-entropy, backward, and the SGD update (momentum 0.9, weight decay 5e-4), float32.
@@ -28,7 +29,7 @@ both give the same loss before timing.
 from __future__ import annotations
 
 # isort: off
-import tinyalex  # noqa: F401  (before NumPy: sets OpenBLAS's thread timeout, see __init__)
+import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 import argparse
@@ -40,7 +41,6 @@ import time
 
 import numpy as np
 
-from tinyalex import layers
 from tinyalex.model import AlexNet, get_config, layer_shapes
 from tinyalex.optim import SGD
 
@@ -99,9 +99,10 @@ def make_batch(config, batch: int, seed: int = 0):
 # ---------------------------------------------------------------- tinyalex
 
 class TinyalexStep:
-    def __init__(self, preset: str, batch: int):
-        self.net = AlexNet(preset, dtype=np.float32)
-        self.opt = SGD(self.net.params, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    def __init__(self, preset: str, batch: int, impl: str = "fast"):
+        self.net = AlexNet(preset, dtype=np.float32, impl=impl)
+        self.opt = SGD(self.net.params, lr=0.01, momentum=0.9, weight_decay=5e-4,
+                       impl=self.net.impl)
         self.x, self.labels = make_batch(self.net.config, batch)
 
     def __call__(self):
@@ -112,7 +113,7 @@ class TinyalexStep:
 
     def eval_loss(self):
         logits = self.net.forward(self.x, train=False)
-        return float(layers.softmax_cross_entropy(logits, self.labels)[0])
+        return float(self.net.layers.softmax_cross_entropy(logits, self.labels)[0])
 
 
 # ---------------------------------------------------------------- PyTorch
@@ -185,13 +186,13 @@ def torch_available() -> bool:
 
 # ---------------------------------------------------------------- memory, in subprocesses
 
-def child_memory(framework: str, preset: str, batch: int, steps: int) -> dict:
+def child_memory(framework: str, preset: str, batch: int, steps: int, impl: str) -> dict:
     """Run in a fresh process: peak RSS of `steps` training steps of one framework."""
     if framework == "torch":
         import torch  # noqa: F401  (imported before the baseline reading, like numpy)
     after_imports = current_rss_mib()
     if framework == "tinyalex":
-        step = TinyalexStep(preset, batch)
+        step = TinyalexStep(preset, batch, impl)
     else:
         step = TorchStep(get_config(preset), batch)
     for _ in range(steps):
@@ -199,9 +200,9 @@ def child_memory(framework: str, preset: str, batch: int, steps: int) -> dict:
     return {"peak_mib": peak_rss_mib(), "after_imports_mib": after_imports}
 
 
-def measure_memory(framework: str, preset: str, batch: int) -> dict:
+def measure_memory(framework: str, preset: str, batch: int, impl: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child-memory", framework,
-           "--preset", preset, "--batch", str(batch)]
+           "--preset", preset, "--batch", str(batch), "--impl", impl]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -218,19 +219,22 @@ def main(argv=None):
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--peak-size", type=int, default=4096,
                         help="matrix size of the BLAS peak measurement")
+    parser.add_argument("--impl", default="fast", choices=("textbook", "fast", "cuda"),
+                        help="tinyalex's implementation of the layers (default fast)")
     parser.add_argument("--child-memory", choices=("tinyalex", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     batch = args.batch or (32 if args.preset == "paper" else 128)
 
     if args.child_memory:
-        print(json.dumps(child_memory(args.child_memory, args.preset, batch, steps=2)))
+        print(json.dumps(child_memory(args.child_memory, args.preset, batch, 2, args.impl)))
         return
 
     use_torch = not args.no_torch and torch_available()
     if not args.no_torch and not use_torch:
         print("note: PyTorch is not installed; timing tinyalex alone (pip install torch "
               "for the comparison; it is never a dependency of tinyalex)")
-    print(f"preset {args.preset}, batch {batch}, float32, {args.steps} timed steps each"
+    print(f"preset {args.preset}, batch {batch}, float32, implementation {args.impl}, "
+          f"{args.steps} timed steps each"
           + (", alternating with PyTorch" if use_torch else ""))
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} "
           f"(1 min) at start; OPENBLAS_THREAD_TIMEOUT="
@@ -242,7 +246,7 @@ def main(argv=None):
               f"({torch.get_num_threads()} threads)")
     print(f"float32 matrix-product peak (NumPy/OpenBLAS, {args.peak_size}^3): {peak:.0f} GFLOP/s")
 
-    tiny = TinyalexStep(args.preset, batch)
+    tiny = TinyalexStep(args.preset, batch, args.impl)
     contenders = {"tinyalex": tiny}
     if use_torch:
         contenders["pytorch"] = TorchStep(tiny.net.config, batch, tiny.net.params)
@@ -273,7 +277,7 @@ def main(argv=None):
 
     if not args.no_memory:
         print("\npeak memory (separate processes, resident set high-water mark):")
-        mem = {name: measure_memory(fw, args.preset, batch)
+        mem = {name: measure_memory(fw, args.preset, batch, args.impl)
                for name, fw in (("tinyalex", "tinyalex"), ("pytorch", "torch"))
                if name in contenders}
         for name, m in mem.items():

@@ -1,7 +1,7 @@
 // lrn.cu -- local response normalization across channels, forward and backward.
 // Paper section 3.3, with the PAPER's alpha (not divided by n; see tinyalex/layers/lrn.py).
 //
-// Must match: tinyalex.layers.lrn.lrn_forward / lrn_backward (launched by tinyalex.cuda.ops).
+// Must match: tinyalex.layers.lrn_forward / lrn_backward (launched by tinyalex.cuda.layers).
 //
 // Layouts (float32, C-contiguous, all the same shape):
 //   x, out, scale, dout, dx   (N, C, H, W); element (n, c, h, w) at ((n*C + c)*H + h)*W + w,
@@ -16,16 +16,18 @@
 //              using x[i] * scale[i]^(-beta-1) = out[i] / scale[i] (no second power needed).
 //   scale is always >= k > 0, so the powers and divisions are safe.
 //
-// Launch geometry (both kernels): 1-D, one thread per element of x, 256 threads per block,
-//   ceil(N*C*H*W / 256) blocks. Each thread reads its n-long channel window directly (n = 5 in
-//   AlexNet): a few extra reads, but no shared memory and no inter-thread communication.
+// Launch geometry (both kernels): 1-D, one thread per element of x, the block size of the
+//   __launch_bounds__ below (the Python side reads it from this file), ceil(N*C*H*W / block)
+//   blocks. Each thread reads its n-long channel window directly (n = 5 in AlexNet): a few
+//   extra reads, but no shared memory and no inter-thread communication.
 //   Consecutive threads handle consecutive w, so every read and write is coalesced.
 
-extern "C" __global__ void lrn_forward_kernel(const float* __restrict__ x,  // (N, C, H, W)
-                                              float* __restrict__ out,      // (N, C, H, W)
-                                              float* __restrict__ scale,    // (N, C, H, W)
-                                              int N, int C, int HW, int n,
-                                              float k, float alpha, float beta) {
+extern "C" __global__ void __launch_bounds__(256)
+lrn_forward_kernel(const float* __restrict__ x,  // (N, C, H, W)
+                   float* __restrict__ out,      // (N, C, H, W)
+                   float* __restrict__ scale,    // (N, C, H, W)
+                   int N, int C, int HW, int n,
+                   float k, float alpha, float beta) {
     const int total = N * C * HW;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;
@@ -44,13 +46,14 @@ extern "C" __global__ void lrn_forward_kernel(const float* __restrict__ x,  // (
     out[index] = x[index] * powf(s, -beta);
 }
 
-extern "C" __global__ void lrn_backward_kernel(const float* __restrict__ dout,   // (N, C, H, W)
-                                               const float* __restrict__ x,      // (N, C, H, W)
-                                               const float* __restrict__ out,    // (N, C, H, W)
-                                               const float* __restrict__ scale,  // (N, C, H, W)
-                                               float* __restrict__ dx,           // (N, C, H, W)
-                                               int N, int C, int HW, int n,
-                                               float alpha, float beta) {
+extern "C" __global__ void __launch_bounds__(256)
+lrn_backward_kernel(const float* __restrict__ dout,   // (N, C, H, W)
+                    const float* __restrict__ x,      // (N, C, H, W)
+                    const float* __restrict__ out,    // (N, C, H, W)
+                    const float* __restrict__ scale,  // (N, C, H, W)
+                    float* __restrict__ dx,           // (N, C, H, W)
+                    int N, int C, int HW, int n,
+                    float alpha, float beta) {
     const int total = N * C * HW;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;

@@ -1,7 +1,7 @@
 // maxpool.cu -- overlapping max-pooling, forward (with argmax) and backward.
 // Paper section 3.4: window z = 3, stride s = 2 in AlexNet (s < z, so windows overlap).
 //
-// Must match: tinyalex.layers.pool.maxpool_forward / maxpool_backward (via tinyalex.cuda.ops).
+// Must match: tinyalex.layers.maxpool_forward / maxpool_backward (launched by tinyalex.cuda.layers).
 //
 // Layouts (C-contiguous):
 //   x, dx         (N, C, H, W)    float32
@@ -12,18 +12,20 @@
 //   No padding, floor mode: OH = (H - size) / stride + 1, OW likewise; rows and columns past
 //   the last whole window are never read (their dx is 0).
 //
-// Launch geometry: 1-D, 256 threads per block, one thread per OUTPUT element:
-//   forward:  ceil(N*C*OH*OW / 256) blocks, one thread per pooled value;
-//   backward: ceil(N*C*H*W / 256) blocks, one thread per dx pixel. The backward is a gather:
+// Launch geometry: 1-D, one thread per OUTPUT element, the block size of the __launch_bounds__
+//   below (the Python side reads it from this file):
+//   forward:  ceil(N*C*OH*OW / block) blocks, one thread per pooled value;
+//   backward: ceil(N*C*H*W / block) blocks, one thread per dx pixel. The backward is a gather:
 //   pixel (h, w) lies in windows oh = ceil((h - size + 1) / stride) .. floor(h / stride) (clipped
 //   to [0, OH - 1]), likewise ow; it sums dout over those windows whose argmax points at it.
 //   No atomics, deterministic.
 
-extern "C" __global__ void maxpool_forward_kernel(const float* __restrict__ x,  // (N, C, H, W)
-                                                  float* __restrict__ out,     // (N, C, OH, OW)
-                                                  int* __restrict__ argmax,    // (N, C, OH, OW)
-                                                  int NC, int H, int W, int size, int stride,
-                                                  int OH, int OW) {
+extern "C" __global__ void __launch_bounds__(256)
+maxpool_forward_kernel(const float* __restrict__ x,  // (N, C, H, W)
+                       float* __restrict__ out,     // (N, C, OH, OW)
+                       int* __restrict__ argmax,    // (N, C, OH, OW)
+                       int NC, int H, int W, int size, int stride,
+                       int OH, int OW) {
     const int total = NC * OH * OW;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;
@@ -47,11 +49,12 @@ extern "C" __global__ void maxpool_forward_kernel(const float* __restrict__ x,  
     argmax[index] = best_at;
 }
 
-extern "C" __global__ void maxpool_backward_kernel(const float* __restrict__ dout,  // (N,C,OH,OW)
-                                                   const int* __restrict__ argmax,  // (N,C,OH,OW)
-                                                   float* __restrict__ dx,          // (N,C,H,W)
-                                                   int NC, int H, int W, int size, int stride,
-                                                   int OH, int OW) {
+extern "C" __global__ void __launch_bounds__(256)
+maxpool_backward_kernel(const float* __restrict__ dout,  // (N,C,OH,OW)
+                        const int* __restrict__ argmax,  // (N,C,OH,OW)
+                        float* __restrict__ dx,          // (N,C,H,W)
+                        int NC, int H, int W, int size, int stride,
+                        int OH, int OW) {
     const int total = NC * H * W;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= total) return;

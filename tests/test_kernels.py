@@ -1,10 +1,10 @@
-"""The CUDA kernels of kernels/*.cu, run by the CPU emulator, against the NumPy layer functions.
+"""The CUDA kernels of kernels/*.cu, run by the CPU emulator, against the textbook layers.
 
 Every comparison is float32 against float32, with ``|kernel - numpy| <= tol + eps * |numpy|``
 (1e-5 forward, 1e-4 backward); integer outputs (the pool argmax) must match exactly. The
-reference is the plain array code of ``tinyalex.layers`` (``TINYALEX_KERNELS=off``); the
-kernels run either through ``tinyalex.cuda.ops`` directly or through the layer functions with
-``TINYALEX_KERNELS=emulate``, which is how the network uses them.
+reference is ``tinyalex.layers`` (the textbook); the kernels run either through their
+launchers (``tinyalex.cuda.ops``) directly or through ``tinyalex.cuda.layers``, which is how
+a network with ``impl="cuda"`` uses them.
 """
 
 import numpy as np
@@ -21,32 +21,30 @@ from kernel_cases import (
 )
 
 from tinyalex import layers
-from tinyalex.backend import kernel_ops
+from tinyalex.cuda import layers as cuda_layers
 from tinyalex.cuda import ops as kernel_module
+from tinyalex.cuda.sources import block_size
 
 
 @pytest.fixture
-def emulated(monkeypatch):
-    """The emulated kernel ops; TINYALEX_KERNELS=emulate for the duration of the test."""
-    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
+def emulated():
+    """The launchers of the emulated kernels (NumPy arrays)."""
     return kernel_module.for_device("emulate")
 
 
-def off(monkeypatch):
-    monkeypatch.setenv("TINYALEX_KERNELS", "off")
+def test_numpy_arrays_go_to_the_emulator():
+    assert kernel_module.for_array(rand(1, 1, 2, 2)) is kernel_module.for_device("emulate")
 
 
-def test_backend_hands_out_the_emulator(monkeypatch):
-    x = rand(1, 1, 2, 2)
-    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
-    assert kernel_ops(x) is kernel_module.for_device("emulate")
-    assert kernel_ops(x.astype(np.float64)) is None  # float64 stays on the array code
-    monkeypatch.setenv("TINYALEX_KERNELS", "off")
-    assert kernel_ops(x) is None
+def test_every_kernel_declares_its_block_size():
+    for filename, kernel in [("im2col.cu", "im2col_kernel"), ("im2col.cu", "col2im_kernel"),
+                             ("lrn.cu", "lrn_forward_kernel"), ("lrn.cu", "lrn_backward_kernel"),
+                             ("maxpool.cu", "maxpool_forward_kernel"),
+                             ("maxpool.cu", "maxpool_backward_kernel")]:
+        assert block_size(filename, kernel) == 256
 
 
 # ---- im2col / col2im ----------------------------------------------------------------------------
-
 
 
 @pytest.mark.parametrize("case", IM2COL_CASES)
@@ -63,7 +61,7 @@ def test_im2col_matches_layers(emulated, case):
 def test_col2im_matches_layers(emulated, case):
     N, C, H, W, kh, kw, stride, pad = case
     OH, OW = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    cols = rand(N, C * kh * kw, OH * OW, seed=1)
+    cols = rand(C * kh * kw, N * OH * OW, seed=1)
     dx = emulated.col2im(cols, (N, C, H, W), kh, kw, stride, pad)
     expected = layers.col2im(cols, (N, C, H, W), kh, kw, stride, pad)
     assert dx.shape == (N, C, H, W) and dx.dtype == np.float32
@@ -84,20 +82,17 @@ def test_col2im_is_the_adjoint_of_im2col(emulated, case):
 
 
 
-
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_layer_through_kernels(monkeypatch, case):
-    """conv_forward / conv_backward with TINYALEX_KERNELS=emulate against the array code."""
+def test_conv_layer_through_kernels(case):
+    """tinyalex.cuda.layers' conv_forward / conv_backward (emulated) against the textbook."""
     N, C, H, W, F, K, stride, pad, groups = case
     x, w, b = rand(N, C, H, W, seed=1), rand(F, C // groups, K, K, seed=2), rand(F, seed=3)
-    off(monkeypatch)
     out_ref, cache_ref = layers.conv_forward(x, w, b, stride, pad, groups)
     dout = rand(*out_ref.shape, seed=4)
     grads_ref = layers.conv_backward(dout, cache_ref)
-    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
-    out, cache = layers.conv_forward(x, w, b, stride, pad, groups)
+    out, cache = cuda_layers.conv_forward(x, w, b, stride, pad, groups)
     np.testing.assert_allclose(out, out_ref, **FWD)
-    for got, ref in zip(layers.conv_backward(dout, cache), grads_ref, strict=True):
+    for got, ref in zip(cuda_layers.conv_backward(dout, cache), grads_ref, strict=True):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, ref, **BWD)
 
@@ -105,15 +100,13 @@ def test_conv_layer_through_kernels(monkeypatch, case):
 # ---- local response normalization ---------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("case", LRN_CASES)
-def test_lrn_matches_layers(emulated, monkeypatch, case):
+def test_lrn_matches_layers(emulated, case):
     N, C, H, W, n, k, alpha, beta = case
     x = rand(N, C, H, W, seed=5) * 3  # big enough that the window sum moves the scale
     dout = rand(N, C, H, W, seed=6)
     out, scale = emulated.lrn_forward(x, n, k, alpha, beta)
     dx = emulated.lrn_backward(dout, x, out, scale, n, alpha, beta)
-    off(monkeypatch)
     out_ref, cache_ref = layers.lrn_forward(x, n, k, alpha, beta)
     dx_ref = layers.lrn_backward(dout, cache_ref)
     np.testing.assert_allclose(out, out_ref, **FWD)
@@ -121,15 +114,13 @@ def test_lrn_matches_layers(emulated, monkeypatch, case):
     np.testing.assert_allclose(dx, dx_ref, **BWD)
 
 
-def test_lrn_layer_through_kernels(monkeypatch):
+def test_lrn_layer_through_kernels():
     x, dout = rand(2, 9, 4, 5, seed=7) * 2, rand(2, 9, 4, 5, seed=8)
-    off(monkeypatch)
     out_ref, cache_ref = layers.lrn_forward(x, 5, 2.0, 0.2, 0.75)
     dx_ref = layers.lrn_backward(dout, cache_ref)
-    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
-    out, cache = layers.lrn_forward(x, 5, 2.0, 0.2, 0.75)
+    out, cache = cuda_layers.lrn_forward(x, 5, 2.0, 0.2, 0.75)
     np.testing.assert_allclose(out, out_ref, **FWD)
-    np.testing.assert_allclose(layers.lrn_backward(dout, cache), dx_ref, **BWD)
+    np.testing.assert_allclose(cuda_layers.lrn_backward(dout, cache), dx_ref, **BWD)
 
 
 def test_lrn_uses_the_papers_alpha(emulated):
@@ -144,16 +135,14 @@ def test_lrn_uses_the_papers_alpha(emulated):
 # ---- max-pooling --------------------------------------------------------------------------------
 
 
-
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
 @pytest.mark.parametrize("case", POOL_CASES)
-def test_maxpool_matches_layers(emulated, monkeypatch, case, ties):
+def test_maxpool_matches_layers(emulated, case, ties):
     N, C, H, W, size, stride = case
     x = pool_input(N, C, H, W, 9, ties)
     out, argmax = emulated.maxpool_forward(x, size, stride)
     dout = rand(*out.shape, seed=10)
     dx = emulated.maxpool_backward(dout, argmax, x.shape, size, stride)
-    off(monkeypatch)
     out_ref, cache_ref = layers.maxpool_forward(x, size, stride)
     dx_ref = layers.maxpool_backward(dout, cache_ref)
     np.testing.assert_array_equal(out, out_ref)  # a max is exact
@@ -162,16 +151,14 @@ def test_maxpool_matches_layers(emulated, monkeypatch, case, ties):
     np.testing.assert_allclose(dx, dx_ref, **BWD)
 
 
-def test_maxpool_layer_through_kernels(monkeypatch):
+def test_maxpool_layer_through_kernels():
     x = rand(2, 4, 11, 9, seed=11)
-    off(monkeypatch)
     out_ref, cache_ref = layers.maxpool_forward(x, 3, 2)
     dout = rand(*out_ref.shape, seed=12)
     dx_ref = layers.maxpool_backward(dout, cache_ref)
-    monkeypatch.setenv("TINYALEX_KERNELS", "emulate")
-    out, cache = layers.maxpool_forward(x, 3, 2)
+    out, cache = cuda_layers.maxpool_forward(x, 3, 2)
     np.testing.assert_array_equal(out, out_ref)
-    np.testing.assert_allclose(layers.maxpool_backward(dout, cache), dx_ref, **BWD)
+    np.testing.assert_allclose(cuda_layers.maxpool_backward(dout, cache), dx_ref, **BWD)
 
 
 # ---- argument checks: before any launch ---------------------------------------------------------
@@ -188,7 +175,7 @@ def test_ops_reject_bad_arguments(emulated):
     with pytest.raises(ValueError, match="odd"):
         emulated.lrn_forward(x, 4, 2.0, 1e-4, 0.75)
     with pytest.raises(ValueError, match="shape"):
-        emulated.col2im(rand(2, 27, 63), (2, 3, 8, 8), 3, 3, 1, 1)  # 64 positions, not 63
+        emulated.col2im(rand(27, 2 * 63), (2, 3, 8, 8), 3, 3, 1, 1)  # 64 positions, not 63
     with pytest.raises(ValueError, match="larger than"):
         emulated.maxpool_forward(x, 9, 2)
     _, argmax = emulated.maxpool_forward(x, 3, 2)

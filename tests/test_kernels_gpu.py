@@ -20,17 +20,17 @@ from kernel_cases import (
 )
 
 from tinyalex import layers
-from tinyalex.backend import kernel_ops
+from tinyalex.backend import resolve_impl
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture
 def cp(monkeypatch):
-    """The cupy module, with TINYALEX_KERNELS=auto (CuPy float32 arrays take the kernels)."""
+    """The cupy module, with TINYALEX_KERNELS at its default (CuPy float32 takes the kernels)."""
     import cupy
 
-    monkeypatch.setenv("TINYALEX_KERNELS", "auto")
+    monkeypatch.delenv("TINYALEX_KERNELS", raising=False)
     return cupy
 
 
@@ -41,13 +41,19 @@ def gpu_ops(cp):
     return ops.for_device("gpu")
 
 
-def off(monkeypatch):
-    monkeypatch.setenv("TINYALEX_KERNELS", "off")
+@pytest.fixture
+def cuda_layers(cp):
+    from tinyalex.cuda import layers as cuda_layers
+
+    return cuda_layers
 
 
-def test_backend_hands_out_the_gpu_kernels(cp, gpu_ops):
-    assert kernel_ops(cp.zeros((1, 1, 2, 2), cp.float32)) is gpu_ops
-    assert kernel_ops(cp.zeros((1, 1, 2, 2), cp.float64)) is None
+def test_auto_chooses_the_kernels_for_cupy_float32(cp, gpu_ops):
+    from tinyalex.cuda import ops
+
+    assert resolve_impl("auto", cp.zeros(1, cp.float32)) == "cuda"
+    assert resolve_impl("auto", cp.zeros(1, cp.float64)) == "textbook"
+    assert ops.for_array(cp.zeros(1, cp.float32)) is gpu_ops
 
 
 @pytest.mark.parametrize("case", IM2COL_CASES)
@@ -64,28 +70,26 @@ def test_im2col_col2im_on_gpu(cp, gpu_ops, case):
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_layer_on_gpu(cp, monkeypatch, case):
+def test_conv_layer_on_gpu(cp, cuda_layers, case):
     N, C, H, W, F, K, stride, pad, groups = case
     x, w, b = rand(N, C, H, W, seed=1), rand(F, C // groups, K, K, seed=2), rand(F, seed=3)
-    off(monkeypatch)
     out_ref, cache_ref = layers.conv_forward(x, w, b, stride, pad, groups)
     dout = rand(*out_ref.shape, seed=4)
     grads_ref = layers.conv_backward(dout, cache_ref)
-    monkeypatch.setenv("TINYALEX_KERNELS", "auto")
-    out, cache = layers.conv_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), stride, pad,
-                                     groups)
+    out, cache = cuda_layers.conv_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), stride,
+                                          pad, groups)
     np.testing.assert_allclose(out.get(), out_ref, **FWD)
-    for got, ref in zip(layers.conv_backward(cp.asarray(dout), cache), grads_ref, strict=True):
+    for got, ref in zip(cuda_layers.conv_backward(cp.asarray(dout), cache), grads_ref,
+                        strict=True):
         np.testing.assert_allclose(got.get(), ref, **BWD)
 
 
 @pytest.mark.parametrize("case", LRN_CASES)
-def test_lrn_on_gpu(cp, gpu_ops, monkeypatch, case):
+def test_lrn_on_gpu(cp, gpu_ops, case):
     N, C, H, W, n, k, alpha, beta = case
     x, dout = rand(N, C, H, W, seed=5) * 3, rand(N, C, H, W, seed=6)
     out, scale = gpu_ops.lrn_forward(cp.asarray(x), n, k, alpha, beta)
     dx = gpu_ops.lrn_backward(cp.asarray(dout), cp.asarray(x), out, scale, n, alpha, beta)
-    off(monkeypatch)
     out_ref, cache_ref = layers.lrn_forward(x, n, k, alpha, beta)
     np.testing.assert_allclose(out.get(), out_ref, **FWD)
     np.testing.assert_allclose(scale.get(), cache_ref[2], **FWD)
@@ -94,13 +98,12 @@ def test_lrn_on_gpu(cp, gpu_ops, monkeypatch, case):
 
 @pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
 @pytest.mark.parametrize("case", POOL_CASES)
-def test_maxpool_on_gpu(cp, gpu_ops, monkeypatch, case, ties):
+def test_maxpool_on_gpu(cp, gpu_ops, case, ties):
     N, C, H, W, size, stride = case
     x = pool_input(N, C, H, W, 9, ties)
     out, argmax = gpu_ops.maxpool_forward(cp.asarray(x), size, stride)
     dout = rand(*out.shape, seed=10)
     dx = gpu_ops.maxpool_backward(cp.asarray(dout), argmax, x.shape, size, stride)
-    off(monkeypatch)
     out_ref, cache_ref = layers.maxpool_forward(x, size, stride)
     np.testing.assert_array_equal(out.get(), out_ref)
     np.testing.assert_array_equal(argmax.get(), cache_ref[1])
@@ -112,13 +115,14 @@ def test_gpu_ops_refuse_numpy_arrays(gpu_ops):
         gpu_ops.im2col(rand(1, 1, 4, 4), 3, 3, 1, 0)
 
 
-def test_training_step_on_gpu_matches_numpy(cp, monkeypatch):
-    """One SGD step of the mini net: CuPy (kernels + cuBLAS) vs NumPy (array code)."""
+def test_training_step_on_gpu_matches_numpy(cp):
+    """One SGD step of the mini net: CuPy (kernels + cuBLAS) vs NumPy (the textbook)."""
     from tinyalex.model import AlexNet
     from tinyalex.optim import SGD
 
     def step(device):
-        net = AlexNet("mini", seed=0).to(device)
+        net = AlexNet("mini", seed=0, impl="textbook" if device == "cpu" else "auto").to(device)
+        assert net.impl == ("textbook" if device == "cpu" else "cuda")
         rng = np.random.default_rng(0)
         x = (64 * rng.standard_normal((8, 3, 63, 63))).astype(np.float32)
         labels = rng.integers(0, 10, size=8)
@@ -126,14 +130,12 @@ def test_training_step_on_gpu_matches_numpy(cp, monkeypatch):
             x, labels = cp.asarray(x), cp.asarray(labels)
         loss, logits, dlogits = net.loss(x, labels, train=True)
         grads = net.backward(dlogits)
-        SGD(net.params, lr=0.01).step(net.params, grads)
+        SGD(net.params, lr=0.01, impl=net.impl).step(net.params, grads)
         host = (lambda a: a.get()) if device == "gpu" else (lambda a: a)
         return (float(loss), host(logits), {k: host(v) for k, v in grads.items()},
                 {k: host(v) for k, v in net.params.items()})
 
-    off(monkeypatch)
     loss_ref, logits_ref, grads_ref, params_ref = step("cpu")
-    monkeypatch.setenv("TINYALEX_KERNELS", "auto")
     loss, logits, grads, params = step("gpu")
     # cuBLAS sums the matrix products in another order than NumPy: allow 1e-4 through 8 layers.
     assert abs(loss - loss_ref) <= 1e-4 * (1 + abs(loss_ref))

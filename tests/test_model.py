@@ -71,8 +71,10 @@ def tiny_config():
     )
 
 
-def test_whole_network_gradient_check():
-    net = AlexNet(tiny_config(), seed=1, dtype=np.float64)
+@pytest.mark.parametrize("impl", ["textbook", "fast"])
+def test_whole_network_gradient_check(impl):
+    net = AlexNet(tiny_config(), seed=1, dtype=np.float64, impl=impl)
+    assert net.impl == impl
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 15, 15))
     labels = np.array([0, 2])
@@ -89,6 +91,38 @@ def test_whole_network_gradient_check():
     for name in net.params:
         numeric = numerical_gradient(loss, net.params[name])
         assert rel_error(grads[name], numeric) < 1e-6, name
+
+
+@pytest.mark.parametrize("impl", ["textbook", "fast"])
+def test_backward_after_an_evaluation_forward_gives_the_image_gradient(impl):
+    """A saliency map: the gradient of a class score with respect to the image, dropout off."""
+    net = AlexNet(tiny_config(), seed=3, dtype=np.float64, impl=impl)
+    x = np.random.default_rng(4).standard_normal((2, 3, 15, 15))
+    score = np.zeros((2, 3))
+    score[:, 1] = 1.0  # d(sum of the class-1 logits) / d logits
+
+    def class_score():
+        return float((net.forward(x, train=False) * score).sum())
+
+    net.forward(x, train=False)
+    grads = net.backward(score, input_grad=True)
+    assert set(grads) == set(net.params) | {"input"}
+    assert rel_error(grads["input"], numerical_gradient(class_score, x)) < 1e-6
+    assert rel_error(grads["conv1.w"], numerical_gradient(class_score, net.params["conv1.w"])) \
+        < 1e-6
+    net.forward(x, train=False)
+    assert "input" not in net.backward(score)  # training does not pay for it
+
+
+def test_a_config_with_one_hidden_layer_trains():
+    config = PRESETS["mini"].replace(hidden=(32,))
+    net = AlexNet(config, num_classes=4)
+    assert sorted(name for name in net.params if name.startswith("fc")) == \
+        ["fc6.b", "fc6.w", "fc7.b", "fc7.w"]  # fc7 is the classifier here
+    x = np.random.default_rng(0).standard_normal((3, 3, 63, 63)).astype(np.float32)
+    _, logits, dlogits = net.loss(x, np.array([0, 1, 3]))
+    assert logits.shape == (3, 4)
+    assert set(net.backward(dlogits)) == set(net.params)
 
 
 def test_overfits_a_tiny_batch():

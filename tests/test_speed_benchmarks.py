@@ -1,8 +1,12 @@
-"""benchmarks/layers.py and benchmarks/train_step.py run, on a tiny batch of the mini net."""
+"""benchmarks/layers.py and benchmarks/train_step.py run, on a tiny batch of the mini net, and
+print the figures they promise (parsed, not just looked for)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tinyalex.model import AlexNet
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -14,14 +18,26 @@ def run(script, *args):
     return result.stdout
 
 
-def test_layers_benchmark_prints_every_layer():
-    out = run("layers.py", "--preset", "mini", "--batch", "2", "--repeats", "1")
-    for name in ("conv1", "norm1", "pool1", "conv5", "fc6", "fc8", "total"):
-        assert f"\n{name}" in out, out
+def test_layers_benchmark_times_every_layer_of_every_implementation():
+    out = run("layers.py", "--preset", "mini", "--batch", "2", "--repeats", "1",
+              "--impl", "textbook", "fast")
+    steps = [step.name for step in AlexNet("mini").steps]
+    for impl in ("textbook", "fast"):
+        table = out[out.index(f"implementation {impl}"):]
+        for name in steps:  # a row per step: name, output shape, forward ms, backward ms
+            row = re.search(rf"^{name}\s+[\dx ]+?\s+(\d+\.\d)\s+(\d+\.\d)$", table, re.M)
+            assert row, f"{impl}: no row for {name}\n{table}"
+        total = re.search(r"= (\d+) ms, ([\d.]+) images/s", table)
+        assert total and float(total.group(2)) > 0, table
 
 
 def test_train_step_benchmark_without_pytorch():
     out = run("train_step.py", "--preset", "mini", "--batch", "2", "--steps", "1",
               "--no-torch", "--peak-size", "256")
-    assert "images/s" in out and "GFLOP/s" in out, out
-    assert "peak memory" in out and "tinyalex" in out, out
+    row = re.search(r"^tinyalex\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)%", out, re.M)
+    assert row, out
+    seconds, images_per_s, gflops, _ = (float(v) for v in row.groups())
+    assert seconds > 0 and abs(images_per_s - 2 / seconds) < 0.06 * images_per_s, row.group(0)
+    assert gflops > 0
+    peak = re.search(r"^tinyalex\s+peak\s+(\d+) MiB", out, re.M)
+    assert peak and int(peak.group(1)) > 20, out  # an interpreter with NumPy is never smaller

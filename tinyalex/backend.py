@@ -1,35 +1,43 @@
-"""Where arrays live, and which code path computes on them.
+"""Where arrays live, and which implementation of the layers computes on them.
 
 One function body serves NumPy and CuPy arrays: layer code asks ``xp = get_array_module(x)``
 and calls ``xp.zeros``, ``xp.matmul``, ... on whatever module owns ``x`` (the CuPy idiom).
 CuPy stays optional: nothing here imports it unless it is installed, and importing tinyalex
 without CuPy works.
 
-Two environment variables steer the choices, both read at call time:
+Two choices are made here, once, where a network is built or a program starts:
 
-``TINYALEX_DEVICE=cpu|gpu|auto`` (default ``auto``)
-    Where :func:`resolve_device` puts new arrays (models, batches). ``auto`` picks the GPU
-    when CuPy sees one, else the CPU; ``gpu`` without a usable GPU is an error.
+the device, ``cpu | gpu | auto`` (argument, else ``$TINYALEX_DEVICE``, else ``auto``)
+    :func:`resolve_device`: ``auto`` picks the GPU when CuPy sees one, else the CPU.
 
-``TINYALEX_KERNELS=auto|emulate|off`` (default ``auto``)
-    Which implementation runs the hot path of the layers (im2col/col2im, LRN, max-pool).
-    :func:`kernel_ops` is the one place that decides:
-
-    - CuPy float32 arrays run the raw CUDA kernels of ``kernels/*.cu`` (``auto``);
-    - with ``emulate``, NumPy float32 arrays run the *same* CUDA source compiled as C++ by
-      tinyalex's CPU emulator (slow; for tests and lessons);
-    - everything else (float64, ``off``) runs the plain array code of ``tinyalex.layers``.
+the implementation of the layers, ``textbook | fast | cuda | auto`` (:func:`resolve_impl`)
+    - ``textbook``: ``tinyalex.layers``, the readable code (NumPy or CuPy);
+    - ``fast``: ``tinyalex.fast``, the CPU speed path (NumPy only);
+    - ``cuda``: ``tinyalex.cuda.layers``, the CUDA kernels of ``kernels/*.cu`` -- on a GPU for
+      CuPy arrays, through tinyalex's CPU emulator for NumPy arrays (slow; for tests and
+      lessons); float32 only;
+    - ``auto``: ``fast`` for NumPy arrays, ``cuda`` for CuPy float32 arrays, ``textbook``
+      for CuPy float64. ``$TINYALEX_KERNELS`` adjusts ``auto``: ``emulate`` picks the
+      emulated kernels for NumPy float32 arrays, ``off`` never picks kernels.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 
 import numpy as np
 
 DEVICES = ("cpu", "gpu", "auto")
+IMPLEMENTATIONS = ("textbook", "fast", "cuda", "auto")
 KERNEL_MODES = ("auto", "emulate", "off")
+IMPL_MODULES = {"textbook": "tinyalex.layers", "fast": "tinyalex.fast",
+                "cuda": "tinyalex.cuda.layers"}
+
+
+class SettingError(ValueError):
+    """A device or implementation that cannot be used (the message says why and what to do)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,34 +65,44 @@ def is_gpu_array(x) -> bool:
 
 
 @functools.lru_cache(maxsize=1)
+def gpu_problem() -> str | None:
+    """Why no GPU can be used (one sentence with the fix), or None when one can. Cached."""
+    try:
+        import cupy
+    except ImportError:
+        return ("CuPy is not installed: from a checkout, `pip install -e \".[gpu]\"` (CUDA 12) "
+                "or `pip install -e \".[gpu-cuda13]\"` (CUDA 13), on a machine with an NVIDIA "
+                "GPU and driver")
+    except Exception as e:  # a broken CUDA install can raise anything at import
+        return f"CuPy is installed but does not load ({type(e).__name__}: {e})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # no driver, a driver older than the CUDA runtime, ...
+        return (f"CuPy {cupy.__version__} is installed but finds no usable CUDA GPU or driver "
+                f"({type(e).__name__}: {str(e).strip()[:120]})")
+    if count < 1:
+        return f"CuPy {cupy.__version__} is installed but this machine has no CUDA GPU"
+    return None
+
+
 def gpu_available() -> bool:
     """True when CuPy is installed and sees at least one CUDA device. Never raises; cached."""
-    cupy = _cupy()
-    if cupy is None:
-        return False
-    try:
-        return bool(cupy.cuda.is_available())
-    except Exception:  # no driver, no device, a mismatched CUDA runtime...
-        return False
+    return gpu_problem() is None
 
 
 def resolve_device(device: str | None = None) -> str:
     """Turn ``cpu|gpu|auto`` (default: ``$TINYALEX_DEVICE`` or ``auto``) into ``cpu`` or ``gpu``.
 
-    Raises ValueError for an unknown name or for ``gpu`` when no GPU can be used.
+    Raises SettingError for an unknown name or for ``gpu`` when no GPU can be used.
     """
     name = (device or os.environ.get("TINYALEX_DEVICE") or "auto").strip().lower()
     if name not in DEVICES:
-        raise ValueError(
-            f"unknown device {name!r}: use one of cpu, gpu, auto (argument or TINYALEX_DEVICE)"
-        )
+        raise SettingError(f"unknown device {name!r}: use one of cpu, gpu, auto "
+                           "(--device or TINYALEX_DEVICE)")
     if name == "auto":
         return "gpu" if gpu_available() else "cpu"
     if name == "gpu" and not gpu_available():
-        raise ValueError(
-            "device 'gpu' asked for but no CUDA GPU is usable: install CuPy with "
-            "`pip install \"tinyalex[gpu]\"` on a machine with a GPU, or use --device cpu"
-        )
+        raise SettingError(f"device 'gpu' asked for, but {gpu_problem()}; or use --device cpu")
     return name
 
 
@@ -112,27 +130,52 @@ def kernel_mode() -> str:
     """The value of ``$TINYALEX_KERNELS`` (``auto``, ``emulate`` or ``off``), checked."""
     mode = (os.environ.get("TINYALEX_KERNELS") or "auto").strip().lower()
     if mode not in KERNEL_MODES:
-        raise ValueError(f"TINYALEX_KERNELS={mode!r} is not one of {', '.join(KERNEL_MODES)}")
+        raise SettingError(f"TINYALEX_KERNELS={mode!r} is not one of {', '.join(KERNEL_MODES)}: "
+                           "fix or unset the variable")
     return mode
 
 
-def kernel_ops(x):
-    """The raw-kernel implementation of the hot path for array ``x``, or None for plain xp code.
+def resolve_impl(impl: str | None, like) -> str:
+    """``textbook``, ``fast`` or ``cuda``: the implementation that computes on arrays ``like``.
 
-    This is the single place where tinyalex chooses between the generic array code and the
-    CUDA kernels (see the module docstring). The returned object has the functions of
-    ``tinyalex.cuda.ops`` (im2col, col2im, lrn_forward, ...) bound to a launcher: the GPU
-    through ``cupy.RawModule``, or the CPU emulator.
+    ``impl`` is one of IMPLEMENTATIONS (None means ``auto``); ``like`` an array of the kind
+    the network will hold (its module and dtype decide ``auto``; see the module docstring).
+    Raises SettingError for an unknown name or an implementation that cannot run there.
     """
+    name = (impl or "auto").strip().lower()
+    if name not in IMPLEMENTATIONS:
+        raise SettingError(f"unknown implementation {name!r}: use one of "
+                           f"{', '.join(IMPLEMENTATIONS)} (--impl)")
+    on_gpu, float32 = is_gpu_array(like), like.dtype == np.float32
     mode = kernel_mode()
-    if mode == "off" or x.dtype != np.float32:
-        return None
-    if is_gpu_array(x):
-        from tinyalex.cuda import ops
+    if name == "auto":
+        if on_gpu:
+            return "cuda" if float32 and mode != "off" else "textbook"
+        return "cuda" if float32 and mode == "emulate" else "fast"
+    if name == "fast" and on_gpu:
+        raise SettingError("implementation 'fast' is the CPU path: on a GPU use cuda or textbook")
+    if name == "cuda" and not float32:
+        raise SettingError(f"implementation 'cuda' runs float32 kernels, not {like.dtype}: use "
+                           "textbook or fast for float64")
+    return name
 
-        return ops.for_device("gpu")
-    if mode == "emulate":
-        from tinyalex.cuda import ops
 
-        return ops.for_device("emulate")
-    return None
+def implementation(name: str):
+    """The module of layer functions of implementation ``name`` (textbook, fast or cuda)."""
+    return importlib.import_module(IMPL_MODULES[name])
+
+
+def describe_impl(name: str, like) -> str:
+    """One phrase for start-up lines, e.g. ``fast (NumPy, 2 threads)``."""
+    if name == "fast":
+        from tinyalex.fast.parallel import cpu_count
+
+        return f"fast (NumPy, {cpu_count()} threads)"
+    if name == "cuda" and not is_gpu_array(like):
+        return "cuda (the CUDA kernels on the CPU emulator)"
+    if is_gpu_array(like):
+        cupy = _cupy()
+        device = cupy.cuda.Device()
+        gpu = cupy.cuda.runtime.getDeviceProperties(device.id)["name"].decode()
+        return f"{name} (CuPy {cupy.__version__} on {gpu})"
+    return f"{name} (NumPy)"

@@ -9,6 +9,11 @@ stored in the checkpoint (the training set's), never recomputed on the evaluatio
 
 from __future__ import annotations
 
+# isort: off
+import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+
+# isort: on
+
 import argparse
 import sys
 

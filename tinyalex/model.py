@@ -6,13 +6,14 @@ connected sizes, and ``AlexNet.steps`` turns that into the paper's sequence
     conv1 relu1 norm1 pool1  conv2 relu2 norm2 pool2  conv3 relu3  conv4 relu4  conv5 relu5 pool5
     fc6 relu6 drop6  fc7 relu7 drop7  fc8
 
-which ``forward`` walks calling the functions of ``tinyalex.layers`` and ``backward`` walks
+which ``forward`` walks calling the layer functions of the chosen implementation
+(``tinyalex.layers``, ``tinyalex.fast`` or ``tinyalex.cuda.layers``) and ``backward`` walks
 in reverse. Parameters and gradients are plain dicts of arrays with the same keys
 (``conv1.w``, ``conv1.b``, ..., ``fc8.b``), so a notebook can print and poke at everything.
 
 Two presets:
 
-- ``paper``: exactly the table of ``alexnet-paper.md``: 3x227x227 input, 60,965,224 parameters.
+- ``paper``: exactly the network of section 3.5: 3x227x227 input, 60,965,224 parameters.
 - ``mini``: the same steps and mechanisms (grouped conv2/4/5, LRN after relu1 and relu2,
   overlapping 3/2 pools, dropout 0.5) at a quarter of the width on 3x63x63 crops of 72x72
   images, so that it trains in minutes on a laptop CPU.
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyalex import layers
-from tinyalex.backend import get_array_module, to_device
+from tinyalex.backend import implementation, is_gpu_array, resolve_impl, to_device
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class AlexNetConfig:
 
     name: str = "paper"
     image_size: int = 256  # images are rescaled so the shorter side is this, then centre-cropped
-    input_size: int = 227  # the crop the network sees (the paper's "224", see alexnet-paper.md)
+    input_size: int = 227  # the crop the network sees: the paper says 224, but (224 - 11) / 4
+    #                       + 1 is not an integer; 227 gives the paper's 55 x 55 after conv1
     in_channels: int = 3
     # The net's input is the mean-centred RGB image in 0..255 units (section 2). It is
     # multiplied by input_scale first: the paper feeds the raw values (1.0); the mini preset
@@ -225,8 +227,13 @@ class AlexNet:
     """The network: parameters, the layer sequence, and the caches of the last forward pass.
 
     ``net = AlexNet("mini")``; ``logits = net.forward(x, train=True)`` with x
-    (N, 3, input_size, input_size); ``grads = net.backward(dlogits)`` after a training
-    forward pass returns a dict with the keys of ``net.params``.
+    (N, 3, input_size, input_size); ``grads = net.backward(dlogits)`` returns a dict with the
+    keys of ``net.params``.
+
+    ``impl`` chooses, once, which implementation of the layers the network calls (see
+    ``tinyalex.backend``): "textbook" (``tinyalex.layers``), "fast" (``tinyalex.fast``),
+    "cuda" (``tinyalex.cuda.layers``) or "auto"; ``net.impl`` is the one in use and
+    ``net.layers`` its module. ``to("gpu")`` re-resolves "auto".
 
     The only state besides ``params`` is what a backward pass needs: the layer caches of the
     most recent ``forward`` (replaced by every call), the outputs of each step of that call
@@ -235,7 +242,7 @@ class AlexNet:
     """
 
     def __init__(self, config: str | AlexNetConfig = "mini", num_classes: int | None = None,
-                 seed: int = 0, dtype=np.float32):
+                 seed: int = 0, dtype=np.float32, impl: str = "auto"):
         config = get_config(config)
         if num_classes is not None:
             config = config.replace(num_classes=int(num_classes))
@@ -245,19 +252,29 @@ class AlexNet:
         self.rng = np.random.default_rng([seed, 1])  # dropout masks; separate from the init
         self.activations: dict = {}
         self._caches: list | None = None
+        self._impl_request = impl
+        self._choose_impl()
+
+    def _choose_impl(self) -> None:
+        """Resolve the requested implementation for where the parameters now live."""
+        self.impl = resolve_impl(self._impl_request, self._any_param)
+        self.layers = implementation(self.impl)
+
+    @property
+    def _any_param(self):
+        return next(iter(self.params.values()))
 
     @property
     def device(self) -> str:
         """``cpu`` or ``gpu``: where the parameters live."""
-        from tinyalex.backend import is_gpu_array
-
-        return "gpu" if is_gpu_array(self.params["fc8.w"]) else "cpu"
+        return "gpu" if is_gpu_array(self._any_param) else "cpu"
 
     def to(self, device: str) -> AlexNet:
         """Move the parameters to ``cpu`` (NumPy) or ``gpu`` (CuPy), in place; returns self."""
         self.params = to_device(self.params, device)
         self._caches = None
         self.activations = {}
+        self._choose_impl()
         return self
 
     def scale_input(self, x):
@@ -267,91 +284,92 @@ class AlexNet:
 
     def step_forward(self, step: Step, x, train: bool = False):
         """(out, cache) of one step of the layer sequence: the layer function it names."""
-        p = self.params
+        p, L = self.params, self.layers
         if step.kind == "conv":
-            return layers.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"],
-                                       **step.options)
+            return L.conv_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"], **step.options)
         if step.kind == "relu":
-            return layers.relu_forward(x)
+            return L.relu_forward(x)
         if step.kind == "lrn":
-            return layers.lrn_forward(x, **step.options)
+            return L.lrn_forward(x, **step.options)
         if step.kind == "pool":
-            return layers.maxpool_forward(x, **step.options)
+            return L.maxpool_forward(x, **step.options)
         if step.kind == "dropout":
-            return layers.dropout_forward(x, train=train, rng=self.rng, **step.options)
+            return L.dropout_forward(x, train=train, rng=self.rng, **step.options)
         if step.kind == "fc":
-            return layers.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
+            return L.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
         raise AssertionError(step.kind)
 
-    def step_backward(self, step: Step, dout, cache):
+    def step_backward(self, step: Step, dout, cache, input_grad: bool = True):
         """(dx, {parameter name: gradient}) of one step, from the gradient of its output.
 
-        The first convolution's input is the images: nothing needs their gradient, so it
+        input_grad=False (for the first step, whose input is the images): a convolution
         computes only its weight gradients and dx is None.
         """
-        if step.kind == "conv" and step is self.steps[0]:
-            dw, db = layers.conv_weight_grads(dout, cache)
+        L = self.layers
+        if step.kind == "conv" and not input_grad:
+            dw, db = L.conv_weight_grads(dout, cache)
             return None, {f"{step.name}.w": dw, f"{step.name}.b": db}
         if step.kind in ("conv", "fc"):
-            backward = layers.conv_backward if step.kind == "conv" else layers.linear_backward
+            backward = L.conv_backward if step.kind == "conv" else L.linear_backward
             dx, dw, db = backward(dout, cache)
             return dx, {f"{step.name}.w": dw, f"{step.name}.b": db}
-        backward = {"relu": layers.relu_backward, "lrn": layers.lrn_backward,
-                    "pool": layers.maxpool_backward, "dropout": layers.dropout_backward}
+        backward = {"relu": L.relu_backward, "lrn": L.lrn_backward,
+                    "pool": L.maxpool_backward, "dropout": L.dropout_backward}
         return backward[step.kind](dout, cache), {}
 
     def forward(self, x, train: bool = False, keep_activations: bool = False):
         """Logits (N, num_classes) for images x (N, C, input_size, input_size).
 
-        train: dropout on (and caches kept for ``backward``). keep_activations: also store
-        each step's output in ``self.activations`` (for feature maps and fc7 retrieval).
+        train: dropout on. keep_activations: also store each step's output in
+        ``self.activations`` (for feature maps and fc7 retrieval). The caches of the pass
+        are kept for ``backward`` either way (and freed by the next forward).
         """
         expected = (self.config.in_channels, self.config.input_size, self.config.input_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"AlexNet({self.config.name}): input must be (N, {expected[0]}, "
                              f"{expected[1]}, {expected[2]}), got {tuple(x.shape)}")
-        p = self.params
-        if x.dtype != p["fc8.w"].dtype:
+        if x.dtype != self._any_param.dtype:
             raise ValueError(f"AlexNet: input dtype {x.dtype} differs from the parameters' "
-                             f"{p['fc8.w'].dtype}")
+                             f"{self._any_param.dtype}")
         caches = []
         self.activations = {}
-        self._caches = None  # free the last step's caches now, not after this pass (memory)
+        self._caches = None  # free the last pass's caches now, not after this pass (memory)
         x = self.scale_input(x)
         for step in self.steps:
             x, cache = self.step_forward(step, x, train)
             caches.append(cache)
             if keep_activations:
                 self.activations[step.name] = x
-        self._caches = caches if train else None
+        self._caches = caches
         return x
 
-    def backward(self, dlogits) -> dict:
+    def backward(self, dlogits, input_grad: bool = False) -> dict:
         """Gradients of the loss with respect to every parameter, from dL/dlogits (N, classes).
 
-        Needs the caches of a preceding ``forward(x, train=True)``.
+        Follows the preceding ``forward``, in training or evaluation mode (with dropout off,
+        e.g. for a saliency map). input_grad=True also returns the gradient with respect to
+        the images x given to forward, under the key "input" (training does not need it, and
+        skips conv1's input gradient).
         """
         if self._caches is None:
-            raise RuntimeError("AlexNet.backward needs a preceding forward(x, train=True)")
+            raise RuntimeError("AlexNet.backward needs a preceding forward(x)")
         grads = {}
         dx = dlogits
         for step, cache in zip(reversed(self.steps), reversed(self._caches), strict=True):
-            dx, step_grads = self.step_backward(step, dx, cache)
+            first = step is self.steps[0]
+            dx, step_grads = self.step_backward(step, dx, cache, input_grad=input_grad or
+                                                not first)
             grads.update(step_grads)
-        return {name: grads[name] for name in self.params}
+        grads = {name: grads[name] for name in self.params}
+        if input_grad:
+            grads["input"] = self.scale_input(dx)  # d(x * scale)/dx = scale
+        return grads
 
     def loss(self, x, labels, train: bool = True):
         """Forward pass plus softmax cross-entropy: returns (loss, logits, dlogits)."""
         logits = self.forward(x, train=train)
-        loss, dlogits = layers.softmax_cross_entropy(logits, labels)
+        loss, dlogits = self.layers.softmax_cross_entropy(logits, labels)
         return loss, logits, dlogits
-
-    def predict_proba(self, x, batch_size: int = 256):
-        """Softmax probabilities (N, classes) in evaluation mode, in batches."""
-        xp = get_array_module(x)
-        out = [layers.softmax(self.forward(x[i : i + batch_size]))
-               for i in range(0, x.shape[0], batch_size)]
-        return xp.concatenate(out)
 
     def num_params(self) -> int:
         return int(sum(v.size for v in self.params.values()))

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import math
 
-from tinyalex.backend import get_array_module
-from tinyalex.parallel import for_each_chunk
+from tinyalex.backend import get_array_module, resolve_impl
 
 
 def decays(name: str) -> bool:
@@ -29,42 +28,45 @@ def decays(name: str) -> bool:
     return name.endswith(".w")
 
 
+def sgd_update(w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
+    """The paper's rule (section 5) on one parameter, in place:
+
+        v <- momentum * v - weight_decay * lr * w - lr * g
+        w <- w + v
+    """
+    v *= momentum
+    v -= weight_decay * lr * w
+    v -= lr * g
+    w += v
+
+
 class SGD:
     """The paper's momentum SGD over a dict of parameters (updated in place).
 
     velocity: a dict with the same keys as the parameters (zeros at the start), on the same
-    device. ``lr`` may be changed between steps (the schedules below do).
+    device. ``lr`` may be changed between steps (the schedules below do). ``impl``: the
+    implementation of the update, as for ``AlexNet``: "textbook" is ``sgd_update`` above,
+    "fast" its chunked twin ``tinyalex.fast.sgd_update``; "auto" is "fast" for NumPy
+    parameters, "textbook" otherwise ("cuda" runs the textbook update on CuPy arrays).
     """
 
     def __init__(self, params: dict, lr: float = 0.01, momentum: float = 0.9,
-                 weight_decay: float = 5e-4):
+                 weight_decay: float = 5e-4, impl: str = "auto"):
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
         self.velocity = {name: get_array_module(p).zeros_like(p) for name, p in params.items()}
+        if resolve_impl(impl, next(iter(params.values()))) == "fast":
+            from tinyalex.fast import sgd_update as update
+        else:
+            update = sgd_update
+        self._update = update
 
     def step(self, params: dict, grads: dict) -> None:
         """One update of every parameter, in place: v = m v - wd lr w - lr g; w += v."""
         for name, w in params.items():
-            v, g = self.velocity[name], grads[name]
-            decay = self.weight_decay * self.lr if decays(name) else 0.0
-            if w.flags.c_contiguous and v.flags.c_contiguous:
-                # flat views, updated a megabyte at a time on every core (parallel.py): the
-                # temporaries stay in the CPU caches instead of streaming fc6's 38M weights
-                # through memory once per operation
-                w, v, g = w.reshape(-1), v.reshape(-1), g.reshape(-1)
-                for_each_chunk(lambda part, w=w, v=v, g=g, decay=decay:
-                               self._update(w[part], v[part], g[part], decay), w)
-            else:  # reshape(-1) would copy w or v: update the whole arrays
-                self._update(w, v, g, decay)
-
-    def _update(self, w, v, g, decay: float) -> None:
-        """The paper's rule on (parts of) one parameter, in place."""
-        v *= self.momentum
-        if decay:
-            v -= decay * w
-        v -= self.lr * g
-        w += v
+            decay = self.weight_decay if decays(name) else 0.0
+            self._update(w, self.velocity[name], grads[name], self.lr, self.momentum, decay)
 
     def state_dict(self) -> dict:
         """Hyperparameters (plain numbers); the velocity is saved separately as arrays."""

@@ -9,6 +9,11 @@ five classes are printed with their softmax probabilities.
 
 from __future__ import annotations
 
+# isort: off
+import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+
+# isort: on
+
 import argparse
 import sys
 

@@ -15,6 +15,11 @@ the epoch, and the dropout generator's state is saved).
 
 from __future__ import annotations
 
+# isort: off
+import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+
+# isort: on
+
 import argparse
 import csv
 import math

@@ -18,6 +18,11 @@ matplotlib.
 
 from __future__ import annotations
 
+# isort: off
+import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+
+# isort: on
+
 import argparse
 import csv
 import os

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyalex.cuda.sources import KERNEL_DECLARATION
+
 HEADER = Path(__file__).with_name("emulate.h")
 CXX = os.environ.get("CXX", "g++")
 CXXFLAGS = ["-std=c++20", "-fPIC", "-shared", "-pthread", "-w"]
@@ -73,8 +75,6 @@ SCALAR_TYPES = {
     "bool": (np.bool_, ctypes.c_bool),
 }
 
-_KERNEL_RE = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?'
-                        r"void\s+(\w+)\s*\(")
 _DYNAMIC_SHARED_RE = re.compile(
     r"extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?([\w\s]+?)\s+(\w+)\s*\[\s*\]\s*;"
 )
@@ -156,10 +156,10 @@ def scan_kernels(source: str) -> dict[str, bool]:
     code = _COMMENT_RE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
     kernels: dict[str, bool] = {}
     outside = code
-    for match in _KERNEL_RE.finditer(code):
+    for match in KERNEL_DECLARATION.finditer(code):
         start = code.index("{", match.end())
         end = _body_end(code, start)
-        kernels[match.group(1)] = "__syncthreads" in code[start:end]
+        kernels[match.group(3)] = "__syncthreads" in code[start:end]
         outside = outside.replace(code[match.start() : end], "")
     if "__syncthreads" in outside:
         kernels = dict.fromkeys(kernels, True)

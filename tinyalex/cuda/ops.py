@@ -1,9 +1,8 @@
-"""The hot path of the layers on hand-written CUDA kernels: on a GPU, or on the CPU emulator.
+"""Launchers for the CUDA kernels of ``kernels/*.cu``: on a GPU, or on the CPU emulator.
 
-``tinyalex.backend.kernel_ops(x)`` is the one place that decides whether these run; it returns
-``for_device("gpu")`` for CuPy float32 arrays and ``for_device("emulate")`` for NumPy float32
-arrays under ``TINYALEX_KERNELS=emulate``. Both objects have the same methods, with the same
-arguments and results as the array code in ``tinyalex.layers``:
+One object per side (``for_device("gpu")`` for CuPy arrays, ``for_device("emulate")`` for
+NumPy arrays), with one method per kernel; ``tinyalex.cuda.layers`` builds the layer
+functions on them:
 
     im2col(x, kh, kw, stride, pad)                        -> cols          kernels/im2col.cu
     col2im(cols, x_shape, kh, kw, stride, pad)            -> dx            kernels/im2col.cu
@@ -12,11 +11,13 @@ arguments and results as the array code in ``tinyalex.layers``:
     maxpool_forward(x, size, stride)                      -> (out, argmax) kernels/maxpool.cu
     maxpool_backward(dout, argmax, x_shape, size, stride) -> dx            kernels/maxpool.cu
 
-Every method checks its arguments (float32 / int32, C-contiguous, shapes) and raises a clear
-ValueError *before* a launch: CuPy checks nothing, and a wrong size passed to a kernel reads or
-writes memory it does not own. Scalars go to the kernels as ``np.int32`` / ``np.float32``, the
-exact C types of the kernel parameters. Outputs are new arrays of the input's kind (NumPy for
-the emulator, CuPy on the GPU); inputs are never modified.
+with the layouts of ``tinyalex.layers`` (cols is (C*kh*kw, N*OH*OW)). Every method checks
+its arguments (float32 / int32, C-contiguous, shapes) and raises a clear ValueError *before*
+a launch: CuPy checks nothing, and a wrong size passed to a kernel reads or writes memory it
+does not own. Scalars go to the kernels as ``np.int32`` / ``np.float32``, the exact C types
+of the kernel parameters. Each launch uses the block size its kernel declares
+(``__launch_bounds__``, read by ``tinyalex.cuda.sources.block_size``) and one thread per
+output element. Outputs are new arrays of the input's kind; inputs are never modified.
 """
 
 from __future__ import annotations
@@ -25,19 +26,16 @@ import functools
 
 import numpy as np
 
-from tinyalex.cuda.sources import kernel_dir, kernel_source
+from tinyalex.cuda.sources import block_size, kernel_dir, kernel_source
+from tinyalex.layers._checks import check_lrn_args, check_odd_window
+from tinyalex.layers.conv import conv_output_size
+from tinyalex.layers.pool import pool_output_size
 
-THREADS_PER_BLOCK = 256  # the block size of every 1-D launch below
 INT_LIMIT = 2**31  # the kernels index with int: every array must hold fewer elements
 
 # The options tinyalex passes to cupy.RawModule (CuPy adds -ftz=true and the architecture;
 # tinyalex.cuda.nvrtc compiles with exactly that set in CI).
 NVRTC_OPTIONS: tuple[str, ...] = ()
-
-
-def _blocks(count: int) -> tuple[int]:
-    """A 1-D grid with one thread per element: ceil(count / THREADS_PER_BLOCK) blocks."""
-    return ((count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,)
 
 
 def _check_array(op: str, name: str, a, ndim: int, dtype=np.float32) -> None:
@@ -82,7 +80,7 @@ def _conv_geometry(op: str, H: int, W: int, kh, kw, stride, pad) -> tuple[int, i
     if kh > H + 2 * pad or kw > W + 2 * pad:
         raise ValueError(f"{op}: kernel {kh}x{kw} larger than the padded input "
                          f"{H + 2 * pad}x{W + 2 * pad}")
-    return (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    return conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
 
 
 def _pool_geometry(op: str, H: int, W: int, size, stride) -> tuple[int, int]:
@@ -90,7 +88,7 @@ def _pool_geometry(op: str, H: int, W: int, size, stride) -> tuple[int, int]:
     _check_positive(op, size=size, stride=stride)
     if size > H or size > W:
         raise ValueError(f"{op}: window {size}x{size} larger than the input {H}x{W}")
-    return (H - size) // stride + 1, (W - size) // stride + 1
+    return pool_output_size(H, size, stride), pool_output_size(W, size, stride)
 
 
 class KernelOps:
@@ -109,9 +107,12 @@ class KernelOps:
     def __repr__(self):
         return f"<KernelOps on {self.kind}: kernels from {kernel_dir()}>"
 
-    def kernel(self, filename: str, name: str):
-        """The kernel ``name`` of ``kernels/<filename>``, compiled on first use."""
-        return self._load(filename).get_function(name)
+    def launch(self, filename: str, name: str, count: int, args: tuple) -> None:
+        """Run kernel ``name`` of ``kernels/<filename>`` (compiled on first use) with one
+        thread per element of a ``count``-element output, in blocks of its declared size."""
+        threads = block_size(filename, name)
+        kernel = self._load(filename).get_function(name)
+        kernel(((count + threads - 1) // threads,), (threads,), args)
 
     def _check_kind(self, op: str, a) -> None:
         if not isinstance(a, self.xp.ndarray):
@@ -123,37 +124,33 @@ class KernelOps:
     # ---- convolution: kernels/im2col.cu ------------------------------------------------------
 
     def im2col(self, x, kh: int, kw: int, stride: int, pad: int):
-        """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW); layout in kernels/im2col.cu."""
+        """x (N, C, H, W) -> cols (C*kh*kw, N*OH*OW); layout in kernels/im2col.cu."""
         op = "im2col"
         _check_array(op, "x", x, 4)
         self._check_kind(op, x)
         N, C, H, W = x.shape
         OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
-        cols = self.xp.empty((N, C * kh * kw, OH * OW), dtype=np.float32)
-        _check_array(op, "cols", cols, 3)
+        cols = self.xp.empty((C * kh * kw, N * OH * OW), dtype=np.float32)
+        _check_array(op, "cols", cols, 2)
         i32 = np.int32
-        self.kernel("im2col.cu", "im2col_kernel")(
-            _blocks(cols.size), (THREADS_PER_BLOCK,),
-            (x, cols, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride), i32(pad),
-             i32(OH), i32(OW)),
-        )
+        self.launch("im2col.cu", "im2col_kernel", cols.size,
+                    (x, cols, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride),
+                     i32(pad), i32(OH), i32(OW)))
         return cols
 
     def col2im(self, cols, x_shape, kh: int, kw: int, stride: int, pad: int):
-        """cols (N, C*kh*kw, OH*OW) -> dx (N, C, H, W): the adjoint of im2col (a gather)."""
+        """cols (C*kh*kw, N*OH*OW) -> dx (N, C, H, W): the adjoint of im2col (a gather)."""
         op = "col2im"
         N, C, H, W = _check_x_shape(op, x_shape)
-        _check_array(op, "cols", cols, 3)
+        _check_array(op, "cols", cols, 2)
         self._check_kind(op, cols)
         OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
-        _check_shape(op, "cols", cols, (N, C * kh * kw, OH * OW))
+        _check_shape(op, "cols", cols, (C * kh * kw, N * OH * OW))
         dx = self.xp.empty((N, C, H, W), dtype=np.float32)
         i32 = np.int32
-        self.kernel("im2col.cu", "col2im_kernel")(
-            _blocks(dx.size), (THREADS_PER_BLOCK,),
-            (cols, dx, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride), i32(pad),
-             i32(OH), i32(OW)),
-        )
+        self.launch("im2col.cu", "col2im_kernel", dx.size,
+                    (cols, dx, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride),
+                     i32(pad), i32(OH), i32(OW)))
         return dx
 
     # ---- local response normalization: kernels/lrn.cu ----------------------------------------
@@ -163,14 +160,11 @@ class KernelOps:
         op = "lrn_forward"
         _check_array(op, "x", x, 4)
         self._check_kind(op, x)
-        _check_positive(op, n=n)
-        if n % 2 == 0:
-            raise ValueError(f"{op}: n={n} must be odd (a symmetric channel window)")
+        check_lrn_args(op, n, k, alpha, beta)
         N, C, H, W = x.shape
         out = self.xp.empty_like(x)
         scale = self.xp.empty_like(x)
-        self.kernel("lrn.cu", "lrn_forward_kernel")(
-            _blocks(x.size), (THREADS_PER_BLOCK,),
+        self.launch("lrn.cu", "lrn_forward_kernel", x.size,
             (x, out, scale, np.int32(N), np.int32(C), np.int32(H * W), np.int32(n),
              np.float32(k), np.float32(alpha), np.float32(beta)),
         )
@@ -183,13 +177,10 @@ class KernelOps:
             _check_array(op, name, a, 4)
             self._check_kind(op, a)
             _check_shape(op, name, a, x.shape)
-        _check_positive(op, n=n)
-        if n % 2 == 0:
-            raise ValueError(f"{op}: n={n} must be odd (a symmetric channel window)")
+        check_odd_window(op, n)
         N, C, H, W = x.shape
         dx = self.xp.empty_like(x)
-        self.kernel("lrn.cu", "lrn_backward_kernel")(
-            _blocks(x.size), (THREADS_PER_BLOCK,),
+        self.launch("lrn.cu", "lrn_backward_kernel", x.size,
             (dout, x, out, scale, dx, np.int32(N), np.int32(C), np.int32(H * W), np.int32(n),
              np.float32(alpha), np.float32(beta)),
         )
@@ -207,8 +198,7 @@ class KernelOps:
         out = self.xp.empty((N, C, OH, OW), dtype=np.float32)
         argmax = self.xp.empty((N, C, OH, OW), dtype=np.int32)
         i32 = np.int32
-        self.kernel("maxpool.cu", "maxpool_forward_kernel")(
-            _blocks(out.size), (THREADS_PER_BLOCK,),
+        self.launch("maxpool.cu", "maxpool_forward_kernel", out.size,
             (x, out, argmax, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
              i32(OW)),
         )
@@ -227,8 +217,7 @@ class KernelOps:
         _check_shape(op, "argmax", argmax, (N, C, OH, OW))
         dx = self.xp.empty((N, C, H, W), dtype=np.float32)
         i32 = np.int32
-        self.kernel("maxpool.cu", "maxpool_backward_kernel")(
-            _blocks(dx.size), (THREADS_PER_BLOCK,),
+        self.launch("maxpool.cu", "maxpool_backward_kernel", dx.size,
             (dout, argmax, dx, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
              i32(OW)),
         )
@@ -249,7 +238,7 @@ def _load_gpu(filename: str):
 
 @functools.cache
 def for_device(kind: str) -> KernelOps:
-    """The kernel ops for ``"gpu"`` (CuPy arrays) or ``"emulate"`` (NumPy arrays); one per kind."""
+    """The launchers for ``"gpu"`` (CuPy arrays) or ``"emulate"`` (NumPy arrays); one per kind."""
     if kind == "emulate":
         return KernelOps("emulate", np, _load_emulated)
     if kind == "gpu":
@@ -257,3 +246,10 @@ def for_device(kind: str) -> KernelOps:
 
         return KernelOps("gpu", cupy, _load_gpu)
     raise ValueError(f"unknown kernel device {kind!r}: use 'gpu' or 'emulate'")
+
+
+def for_array(x) -> KernelOps:
+    """The launchers for arrays like ``x``: the GPU for CuPy arrays, the emulator for NumPy."""
+    from tinyalex.backend import is_gpu_array
+
+    return for_device("gpu" if is_gpu_array(x) else "emulate")

@@ -19,7 +19,7 @@ The cost: the pool keeps the memory of free buffers, so that the next step finds
 free buffer that has not been handed out during the last MAX_IDLE_REQUESTS requests (about
 ten training steps) is given back, so sizes that stop being used -- an evaluation pass at
 another batch size, a last smaller batch -- do not pile up; ``release()`` gives back every
-free buffer at once. Small arrays (under MIN_BYTES) and CuPy arrays bypass the pool.
+free buffer at once. Small arrays (under MIN_BYTES) bypass the pool.
 """
 
 from __future__ import annotations
@@ -65,14 +65,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
-def empty(shape, dtype, xp=np):
-    """Like ``xp.empty(shape, dtype)`` (uninitialised values); recycled memory for NumPy."""
+def empty(shape, dtype):
+    """Like ``np.empty(shape, dtype)`` (uninitialised values), in recycled memory."""
     global _requests
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     nbytes = math.prod(shape) * dtype.itemsize
-    if xp is not np or not enabled or nbytes < MIN_BYTES:
-        return xp.empty(shape, dtype=dtype)
+    if not enabled or nbytes < MIN_BYTES:
+        return np.empty(shape, dtype=dtype)
     with _lock:
         _requests += 1
         if _requests % 64 == 0:
@@ -86,9 +86,9 @@ def empty(shape, dtype, xp=np):
         return found.memory.view(dtype).reshape(shape)
 
 
-def zeros(shape, dtype, xp=np):
-    """Like ``xp.zeros(shape, dtype)``, from the pool."""
-    out = empty(shape, dtype, xp)
+def zeros(shape, dtype):
+    """Like ``np.zeros(shape, dtype)``, from the pool."""
+    out = empty(shape, dtype)
     out.fill(0)
     return out
 

@@ -14,8 +14,7 @@ helps twice:
 Each chunk writes only its own images' part of the outputs, so the threads never touch the
 same memory. The layer code stays the plain array code, written for any range of images;
 tests/test_speed_paths.py checks that the chunked result equals one whole-batch call.
-
-CuPy arrays (the GPU runs its own parallel kernels) and small arrays are not split.
+Small arrays are not split.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from __future__ import annotations
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 
 CHUNK_BYTES = 1 << 20  # aim for about 1 MiB of input per chunk (fits a core's L2 cache)
 
@@ -59,12 +56,12 @@ def for_each_chunk(fn, x) -> None:
     """Call ``fn(chunk)`` for slices ``chunk`` that together cover the first axis of ``x``.
 
     ``fn`` computes its results for ``x[chunk]`` and writes them into preallocated outputs.
-    NumPy: the chunks run on a thread pool with one thread per core. CuPy, or one core:
-    a single call ``fn(slice(None))`` for the whole batch.
+    The chunks run on a thread pool with one thread per core; with one core, or one item,
+    a single call ``fn(slice(None))`` does the whole batch.
     """
     count = x.shape[0]
     pool = _pool()
-    if pool is None or not isinstance(x, np.ndarray) or count < 2:
+    if pool is None or count < 2:
         fn(slice(None))
         return
     chunks = batch_chunks(count, x.nbytes // count)

@@ -1,0 +1,140 @@
+"""Convolution for speed on a CPU; equal to ``tinyalex.layers.conv`` (same layout, same results).
+
+Read ``tinyalex/layers/conv.py`` first: the column layout, the products and the backward pass
+are the same. What is different here, and why (measured on a 2-core AVX-512 machine with
+OpenBLAS, AlexNet's shapes):
+
+- im2col copies through a *strided view* that enumerates every window without a copy
+  (windows[c, i, j, n, oh, ow] = x_pad[n, c, oh*s + i, ow*s + j] by stride arithmetic), a
+  few images at a time on every core (``parallel.py``), into memory from a recycling pool
+  (``workspace.py``): fresh memory costs a page fault per page on first touch, about as
+  long as the products themselves.
+- The products write into preallocated slices (``out=``) instead of concatenating.
+- The transposes between (F, N, P) and (N, F, P), with the bias added during the copy,
+  run chunked on every core too.
+- The weight gradient dout_g @ cols_g^T is computed as its transpose cols_g @ dout_g^T:
+  the same sums, but OpenBLAS ran that orientation 2-3x faster at AlexNet's shapes (it
+  splits a product with the larger output axis first better across the cores).
+- ``conv_weight_grads`` skips the input gradient entirely (conv1: the images need none);
+  it was the costliest part of conv1's backward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyalex.fast import workspace
+from tinyalex.fast.parallel import for_each_chunk
+from tinyalex.layers._checks import check_conv_args, check_same_shape
+from tinyalex.layers.conv import conv_output_size
+
+
+def _windows(x, kh: int, kw: int, stride: int, pad: int):
+    """windows[c, i, j, n, oh, ow] = x_pad[n, c, oh*stride + i, ow*stride + j]: a strided
+    *view* (no copy) of every window of the padded images, axes in the column layout's order."""
+    N, C, H, W = x.shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+    if pad:
+        padded = workspace.zeros((N, C, H + 2 * pad, W + 2 * pad), x.dtype)
+        padded[:, :, pad : pad + H, pad : pad + W] = x
+        x = padded
+    sN, sC, sH, sW = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(C, kh, kw, N, OH, OW), strides=(sC, sH, sW, sN, sH * stride, sW * stride))
+
+
+def im2col(x, kh: int, kw: int, stride: int, pad: int):
+    """Equals ``tinyalex.layers.im2col``: x (N, C, H, W) -> cols (C*kh*kw, N*OH*OW)."""
+    windows = _windows(x, kh, kw, stride, pad)
+    cols = workspace.empty(windows.shape, x.dtype)
+
+    def copy_windows(images):  # axis 3 of windows and cols is the image axis
+        cols[:, :, :, images] = windows[:, :, :, images]
+
+    for_each_chunk(copy_windows, x)
+    return cols.reshape(x.shape[1] * kh * kw, -1)
+
+
+def _col2im_into(out, cols, x_shape, kh: int, kw: int, stride: int, pad: int):
+    """col2im written into ``out`` (N, C, H, W), which may be a view of a bigger array.
+
+    The sums are kept image axis second, (C, n, H + 2 pad, W + 2 pad), so every add reads and
+    writes in cols' memory order; a chunk of images at a time, so a chunk's sums stay in the
+    CPU cache across the kh * kw adds; one transposing copy per chunk at the end.
+    """
+    N, C, H, W = x_shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+    cols6 = cols.reshape(C, kh, kw, N, OH, OW)
+
+    def add_windows(images):  # dx of the images in slice `images`
+        count = len(range(N)[images])
+        sums = np.zeros((C, count, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                sums[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += (
+                    cols6[:, i, j, images])
+        out[images] = sums[:, :, pad : pad + H, pad : pad + W].transpose(1, 0, 2, 3)
+
+    for_each_chunk(add_windows, out)
+    return out
+
+
+def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
+    """Equals ``tinyalex.layers.col2im``: cols (C*kh*kw, N*OH*OW) -> dx (N, C, H, W)."""
+    return _col2im_into(workspace.empty(x_shape, cols.dtype), cols, x_shape, kh, kw, stride, pad)
+
+
+def conv_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
+    """Equals ``tinyalex.layers.conv_forward`` (same out, same cache)."""
+    check_conv_args("conv_forward", x, w, b, stride, pad, groups)
+    N, _, H, W = x.shape
+    F, Cg, KH, KW = w.shape
+    G, K = groups, Cg * KH * KW
+    OH, OW = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
+    P = OH * OW
+    cols = im2col(x, KH, KW, stride, pad)  # (G*K, N*P)
+    w_rows = w.reshape(G, F // G, K)
+    out_t = workspace.empty((F, N * P), x.dtype)  # the output, kernel axis first
+    for g in range(G):
+        np.matmul(w_rows[g], cols[g * K : (g + 1) * K], out=out_t[g * F // G : (g + 1) * F // G])
+    out, out_t = workspace.empty((N, F, P), x.dtype), out_t.reshape(F, N, P)
+    for_each_chunk(lambda images: np.add(out_t[:, images].transpose(1, 0, 2),
+                                         b.reshape(1, F, 1), out=out[images]), out)
+    return out.reshape(N, F, OH, OW), (x.shape, w, cols, stride, pad, groups)
+
+
+def _conv_grads(dout, cache, need_dx: bool):
+    """(dx or None, dw, db) of conv_forward; see the module docstring."""
+    x_shape, w, cols, stride, pad, groups = cache
+    (N, _, H, W), (F, Cg, KH, KW) = x_shape, w.shape
+    G, K = groups, Cg * KH * KW
+    OH, OW = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
+    check_same_shape("conv_backward", "dout", dout, (N, F, OH, OW))
+    dout3, dout_t = dout.reshape(N, F, OH * OW), workspace.empty((F, N, OH * OW), dout.dtype)
+    for_each_chunk(lambda images: np.copyto(dout_t[:, images],
+                                            dout3[images].transpose(1, 0, 2)), dout3)
+    dout_t = dout_t.reshape(F, -1)  # (F, N*P): the column order of cols
+    db = dout_t.sum(axis=1)
+    w_rows = w.reshape(G, F // G, K)
+    dw = np.empty((G, F // G, K), dtype=w.dtype)
+    dx = workspace.empty(x_shape, dout.dtype) if need_dx else None
+    dcols = workspace.empty((K, dout_t.shape[1]), dout.dtype) if need_dx else None  # per group
+    for g in range(G):
+        cols_g, dout_g = cols[g * K : (g + 1) * K], dout_t[g * F // G : (g + 1) * F // G]
+        dw[g] = np.matmul(cols_g, dout_g.T).T  # = dout_g @ cols_g^T, the faster orientation
+        if need_dx:
+            np.matmul(w_rows[g].T, dout_g, out=dcols)  # (K, F/G) @ (F/G, N*P)
+            _col2im_into(dx[:, g * Cg : (g + 1) * Cg], dcols, (N, Cg, H, W), KH, KW, stride,
+                         pad)
+    return dx, dw.reshape(w.shape), db
+
+
+def conv_backward(dout, cache):
+    """Equals ``tinyalex.layers.conv_backward``: (dx, dw, db)."""
+    return _conv_grads(dout, cache, need_dx=True)
+
+
+def conv_weight_grads(dout, cache):
+    """Equals ``tinyalex.layers.conv_weight_grads``: (dw, db), never computing dx."""
+    _, dw, db = _conv_grads(dout, cache, need_dx=False)
+    return dw, db

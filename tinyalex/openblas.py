@@ -1,0 +1,19 @@
+"""Make OpenBLAS's idle threads sleep at once: imported first by tinyalex's programs.
+
+OpenBLAS, NumPy's matrix-product library, keeps its worker threads busy-waiting for the
+next product for about 2^28 CPU cycles (~0.1 s) after each one. The fast path
+(``tinyalex.fast``) alternates products with multi-core array work (im2col, LRN, pooling),
+and on a 2-core machine the spinning threads take a core away from that work: the mini
+training step ran 1.5x slower. ``OPENBLAS_THREAD_TIMEOUT=4`` (2^4 cycles) means "sleep at
+once".
+
+OpenBLAS reads the variable when NumPy first loads it, so this module must be imported
+before NumPy: ``python -m tinyalex.train``, ``evaluate``, ``predict``, ``viz`` and the
+benchmarks import it first. Importing the library (``import tinyalex``) changes nothing;
+in your own program, set the variable yourself before importing NumPy. A value the user
+set is kept.
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
