@@ -63,7 +63,7 @@ def conv_backward_naive(dout, cache):
     return dx_pad[:, :, pad : pad + H, pad : pad + W].copy(), dw, db
 
 
-# ---- ReLU and tanh (section 3.1) ------------------------------------------------------------
+# ---- ReLU and tanh (section 3.1) ----------------------------------------------------------
 
 def relu_forward_naive(x):
     """out = max(0, x), one element at a time; cache = x."""
