@@ -479,3 +479,119 @@ def test_sgd_mistakes():
         w += v
 
     assert "multiplied by the learning rate" in failing("sgd_update", decay_without_lr)
+
+
+# ---- the lessons' helpers: experiments, images, plots ----------------------------------------
+
+def test_experiment_net_swaps_the_activation_and_its_gradient_is_right():
+    from tinyalex.gradcheck import numerical_gradient, rel_error
+    from tinyalex.lessons import experiments
+
+    config = experiments.micro_config(size=23, widths=(4, 4, 4), hidden=6)
+    net = experiments.ExperimentNet(config, activation="tanh", seed=3, impl="textbook",
+                                    dtype=np.float64)
+    assert [s.kind for s in net.steps].count("tanh") == 4 and "relu" not in [s.kind
+                                                                            for s in net.steps]
+    x = np.random.default_rng(0).standard_normal((2, 3, 23, 23)) * 30
+    labels = np.array([1, 7])
+    _, _, dlogits = net.loss(x, labels, train=False)
+    analytic = net.backward(dlogits)["conv1.w"]
+    numeric = numerical_gradient(lambda: net.loss(x, labels, train=False)[0],
+                                 net.params["conv1.w"])
+    assert rel_error(analytic, numeric) < 1e-6
+    with pytest.raises(ValueError, match="activation"):
+        experiments.ExperimentNet(config, activation="sigmoid")
+
+
+def test_lecun_init_and_the_race_settings():
+    from tinyalex.lessons import experiments
+
+    net = experiments.race_net("modern", "tanh", seed=0, size=24)
+    w = net.params["conv2.w"]
+    assert abs(w.std() * np.sqrt(np.prod(w.shape[1:])) - 1) < 0.1  # N(0, 1 / fan_in)
+    paper = experiments.race_net("paper", "relu", seed=0, size=24)
+    assert abs(paper.params["conv1.w"].std() - 0.01) < 0.001 and paper.config.input_scale == 1
+
+
+def test_train_learns_and_is_deterministic():
+    from tinyalex.lessons import experiments
+    from tinyalex.lessons.images import shapes_arrays
+
+    x, y, xv, yv = shapes_arrays(3, size=23, val_per_class=1)
+    config = experiments.micro_config(widths=(8, 8, 8), hidden=8)
+    runs = [experiments.train(experiments.ExperimentNet(config, seed=1), x, y, steps=60,
+                              lr=0.02, batch_size=10, seed=2, x_val=xv, y_val=yv)
+            for _ in range(2)]
+    assert runs[0].errors == runs[1].errors and runs[0].losses == runs[1].losses
+    assert np.mean(runs[0].losses[-5:]) < np.mean(runs[0].losses[:5]) - 0.5  # it fits 30
+    assert runs[0].train_error < 0.8 and runs[0].val_error is not None
+    assert len(runs[0].running_error(5)) == 56
+
+
+def test_micro_config_pools_give_the_same_sizes_at_23_pixels():
+    from tinyalex.lessons import experiments
+    from tinyalex.model import layer_shapes
+
+    sizes = [[shape for name, shape, _, _ in layer_shapes(experiments.micro_config(
+        pool_size=z, pool_stride=2)) if name.startswith("pool")] for z in (3, 2)]
+    assert sizes[0] == sizes[1] == [(16, 11, 11), (32, 5, 5), (32, 2, 2)]
+
+
+def test_steps_to_error_and_summaries():
+    from tinyalex.lessons import experiments
+
+    errors = [1.0] * 10 + [0.0] * 10
+    assert experiments.steps_to_error(errors, 0.5, 4) == 12
+    assert experiments.steps_to_error(errors, -0.1, 4) is None
+    assert experiments.summarize([0.1, 0.3]).startswith("20.0% +- 14.1")
+    assert [list(b) for b in experiments.batches(5, 2, 3, seed=0)] == [
+        list(b) for b in experiments.batches(5, 2, 3, seed=0)]
+
+
+def test_images_without_a_download():
+    from tinyalex.data import synthetic
+    from tinyalex.lessons.images import sample_photo, shapes_arrays, shapes_images
+
+    photo = sample_photo(64)
+    assert photo.shape == (64, 64, 3) and photo.dtype == np.uint8 and photo.std() > 10
+    images, labels = shapes_images(2, size=20)
+    assert images.shape == (20, 20, 20, 3) and list(labels[:10]) == list(range(10))
+    np.testing.assert_array_equal(images[13], synthetic.render(0, "train", 3, 1, size=20))
+    x, y, xv, yv = shapes_arrays(2, size=20, val_per_class=1)
+    assert x.shape == (20, 3, 20, 20) and x.dtype == np.float32 and abs(x.mean()) < 1e-3
+    assert xv.shape == (10, 3, 20, 20) and yv is not None
+
+
+def test_plots_have_titles_and_labelled_axes(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tinyalex.lessons import experiments, plots
+    from tinyalex.model import layer_shapes
+
+    run = experiments.Run("a", errors=list(np.linspace(0.9, 0.1, 40)))
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    figures = [
+        plots.plot_layer_costs(layer_shapes(experiments.micro_config())),
+        plots.draw_im2col(x, 3, 3, 1, 0),
+        plots.plot_activations(),
+        plots.plot_error_curves({"relu": [run, run]}, window=5, target=0.25),
+        plots.plot_seed_spread({"a": [0.1, 0.2], "b": [0.3]}),
+        plots.plot_histograms({"a": x, "b": 2 * x}, xlabel="value"),
+        plots.draw_pool_windows(7, 7, 3, 2),
+        plots.plot_pool_routing(x[0, 0], 3, 1),
+        plots.show_matrix(np.eye(3), title="eye", xlabel="j", ylabel="i", symmetric=True),
+    ]
+    for k, fig in enumerate(figures):
+        axes = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
+        assert axes, k
+        for ax in axes:
+            assert ax.get_xlabel() or ax.get_title(), (k, "an axis without a label")
+        assert any(ax.get_title() for ax in axes) or fig._suptitle is not None, k
+        fig.savefig(tmp_path / f"{k}.png")
+        plt.close(fig)
+    fig = plots.show_images(np.zeros((3, 5, 5, 3), dtype=np.uint8), titles="abc", title="t")
+    fig2 = plots.show_maps(np.random.default_rng(0).random((5, 4, 4)), title="maps")
+    assert fig._suptitle.get_text() == "t" and fig2._suptitle.get_text() == "maps"

@@ -5,6 +5,7 @@ student's own exercise cells is written in a notebook.
 
     check("lrn_backward", my_lrn_backward)   # compare with tinyalex's on random cases
     hint("lrn_backward"); show_solution("lrn_backward")
+    show_code(layers.lrn_backward)           # the textbook's own, printed where it is read
     print(exercise_table())                  # every exercise, by lesson
 
 ``check`` returns the function the lesson should go on with: the student's when it is
@@ -22,8 +23,9 @@ from tinyalex.lessons.checking import (
     get_exercise,
     hint,
     run_check,
+    show_code,
     show_solution,
 )
 
 __all__ = ["REGISTRY", "CheckResult", "Exercise", "check", "exercise_table", "get_exercise",
-           "hint", "run_check", "show_solution"]
+           "hint", "run_check", "show_code", "show_solution"]

@@ -266,6 +266,17 @@ def show_solution(name: str) -> None:
     print(source.rstrip())
 
 
+def show_code(obj) -> None:
+    """Print the source of a tinyalex function or module, with the file it lives in."""
+    import tinyalex
+
+    path = inspect.getsourcefile(obj)
+    root = inspect.getsourcefile(tinyalex).rsplit("tinyalex", 1)[0] if path else ""
+    where = path[len(root):] if path and path.startswith(root) else path
+    print(f"# {where}\n")
+    print(textwrap.dedent(inspect.getsource(obj)).rstrip())
+
+
 def hint(name: str) -> None:
     """Print a hint for exercise ``name``."""
     exercise = get_exercise(name)

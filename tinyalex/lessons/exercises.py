@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyalex import layers
-from tinyalex.lessons import solutions
+from tinyalex.lessons import experiments, solutions
 from tinyalex.lessons.checking import Case, Exercise, close, matches, register
 from tinyalex.optim import sgd_update as _paper_sgd_update
 
@@ -512,7 +512,8 @@ register(Exercise(
     task="the steps a run needs until its running training error is at or below a target",
     signature="def steps_to_error(errors, target, window):",
     cases=_steps_cases, outputs=("steps",),
-    reference=solutions.steps_to_error, reference_name="tinyalex.lessons.steps_to_error",
+    reference=experiments.steps_to_error,
+    reference_name="tinyalex.lessons.experiments.steps_to_error",
     solution=solutions.steps_to_error, diagnose=_diagnose_steps,
     hint="After step k (counting from 1) the last `window` errors are errors[k-window:k]; "
          "return the first k whose mean is <= target, or None."))
