@@ -55,24 +55,40 @@ def test_notebook_is_stored_without_outputs(path):
                 "Output, or `jupyter nbconvert --clear-output --inplace`)")
 
 
+def execute(notebook, kernel_home, folder, monkeypatch):
+    """Run every cell of ``notebook`` in order on a fresh kernel, with ``folder`` as its cwd."""
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_home))
+    monkeypatch.setenv("TINYALEX_CACHE", str(folder / "cache"))
+    client = nbclient.NotebookClient(notebook, kernel_name=KERNEL, timeout=600,
+                                     resources={"metadata": {"path": str(folder)}})
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_on_a_jupyter_kernel(path, kernel_home, tmp_path, monkeypatch):
-    monkeypatch.setenv("JUPYTER_PATH", str(kernel_home))
-    monkeypatch.setenv("TINYALEX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     notebook = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name=KERNEL, timeout=600,
-                                     resources={"metadata": {"path": str(tmp_path)}})
     start = time.perf_counter()
-    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
-    seconds = time.perf_counter() - start
+    execute(notebook, kernel_home, tmp_path, monkeypatch)
+    print(f"{path.name}: {time.perf_counter() - start:.1f} s on a Jupyter kernel")
     errors = [output for cell in notebook.cells if cell.cell_type == "code"
               for output in cell.outputs if output.output_type == "error"]
     assert not errors
-    print(f"{path.name}: {seconds:.1f} s on a Jupyter kernel")
     assert set(os.listdir(tmp_path)) <= {"cache"}, (
         f"{path.name} wrote files into its working folder: {os.listdir(tmp_path)}")
+
+
+@pytest.mark.slow
+def test_the_kernel_is_this_python_and_an_error_fails_the_run(kernel_home, tmp_path,
+                                                              monkeypatch):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import sys; print(sys.executable)"),
+        nbformat.v4.new_code_cell("1 / 0"),
+        nbformat.v4.new_code_cell("print('never reached')")])
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="ZeroDivisionError"):
+        execute(notebook, kernel_home, tmp_path, monkeypatch)
+    assert notebook.cells[0].outputs[0].text.strip() == sys.executable
+    assert not notebook.cells[2].outputs
 
 
 # ---- the course: what every lesson must have --------------------------------------------------
