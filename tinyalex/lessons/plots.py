@@ -300,11 +300,12 @@ def plot_pool_routing(x, size: int, stride: int, dout=None):
     dx = layers.maxpool_backward(dout, cache)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.9), gridspec_kw=dict(
         width_ratios=[x.shape[1], out.shape[3] + 1, x.shape[1]]))
-    show_matrix(x, ax=axes[0], title="input x", xlabel="column", ylabel="row", fmt="{:.0f}")
+    ones = bool(np.all(dout == 1))
+    show_matrix(x, ax=axes[0], title="input x", xlabel="column", ylabel="row", fmt="{:.1f}")
     show_matrix(out[0, 0], ax=axes[1], title=f"max-pool {size}/{stride}", xlabel="column",
-                fmt="{:.0f}", cmap="Greens")
-    show_matrix(dx[0, 0], ax=axes[2], title="dx for dout = 1 everywhere" if dout.min() == 1
-                else "dx", xlabel="column", fmt="{:.0f}", cmap="Oranges")
+                fmt="{:.1f}", cmap="Greens")
+    show_matrix(dx[0, 0], ax=axes[2], title="dx for dout = 1 everywhere" if ones else "dx",
+                xlabel="column", fmt="{:.0f}" if ones else "{:.2f}", cmap="Oranges")
     fig.suptitle("the gradient of a max goes to the maximum; a pixel chosen by two windows "
                  "gets both")
     fig.tight_layout()
