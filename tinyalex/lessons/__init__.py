@@ -11,6 +11,14 @@ student's own exercise cells is written in a notebook.
 ``check`` returns the function the lesson should go on with: the student's when it is
 right, tinyalex's own when it is not done yet (it raises NotImplementedError or returns
 None) or wrong, so every notebook runs from top to bottom as it is stored.
+
+    checking.py     the checker: Exercise, check, run_check, hint, show_solution, show_code
+    exercises.py    every exercise: random cases, tinyalex's answer, the classic mistakes
+    solutions.py    one readable answer per exercise (what show_solution prints)
+    course.py       the lessons in reading order (the notebooks, tested and in the README)
+    experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
+    images.py       a photograph and the built-in shapes, without a download
+    plots.py        the lessons' figures
 """
 
 from tinyalex.lessons import exercises  # noqa: E402, F401  (registers every exercise)
