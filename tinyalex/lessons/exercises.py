@@ -859,7 +859,8 @@ register(Exercise(
     signature="def dropout_forward(x, p, rng):",
     cases=_dropout_cases, outputs=("out", "mask"), call=_call_dropout,
     reference=solutions.dropout_forward,
-    reference_name="tinyalex.layers.dropout_forward (which draws float32 numbers)",
+    reference_name=("tinyalex.lessons.solutions.dropout_forward, which is "
+                    "tinyalex.layers.dropout_forward with float64 draws"),
     solution=solutions.dropout_forward, diagnose=_diagnose_dropout,
     hint="u = rng.random(x.shape); mask = (u >= p) / (1 - p); out = x * mask."))
 
