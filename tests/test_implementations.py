@@ -40,6 +40,7 @@ CASES = {
     "conv 11x11 stride 4": ("conv", [(1, 3, 23, 19), (4, 3, 11, 11), (4,)], dict(stride=4)),
     "conv stride 2 pad 1": ("conv", [(3, 2, 8, 9), (5, 2, 3, 3), (5,)], dict(stride=2, pad=1)),
     "relu": ("relu", [(3, 5, 7, 4)], {}),
+    "tanh": ("tanh", [(3, 5, 7, 4)], {}),
     "lrn paper constants": ("lrn", [(2, 7, 5, 3)], {}),
     "lrn large alpha": ("lrn", [(2, 6, 3, 4)], dict(n=3, k=1.0, alpha=0.3, beta=0.75)),
     "lrn fewer channels than n": ("lrn", [(1, 2, 3, 5)], dict(n=5, alpha=0.2)),
@@ -52,7 +53,8 @@ CASES = {
     "linear 4-d input": ("linear", [(3, 2, 3, 5), (7, 30), (7,)], {}),
     "linear": ("linear", [(4, 9), (5, 9), (5,)], {}),
 }
-FORWARD = {"conv": "conv_forward", "relu": "relu_forward", "lrn": "lrn_forward",
+FORWARD = {"conv": "conv_forward", "relu": "relu_forward", "tanh": "tanh_forward",
+           "lrn": "lrn_forward",
            "maxpool": "maxpool_forward", "dropout": "dropout_forward",
            "linear": "linear_forward"}
 

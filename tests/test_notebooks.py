@@ -1,14 +1,42 @@
-"""The lessons stay runnable: every code cell of every notebook is executed in order."""
+"""The lessons run as a reader runs them: every notebook, top to bottom, on a real Jupyter kernel.
+
+nbclient starts an IPython kernel (ipykernel) for each notebook and executes its cells in
+order, so magics, ``display`` and inline figures behave as they do for a reader; any error
+fails the test. The kernel is THIS test run's Python (a kernelspec written into a temporary
+``JUPYTER_PATH``), so CI on a fresh machine needs no Jupyter setup beyond the ``test``
+extra. The notebooks run in a temporary folder with ``TINYALEX_CACHE`` inside it, so nothing
+lands in the user's cache. They are stored without outputs and stay small.
+"""
 
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
-import matplotlib
 import pytest
 
-matplotlib.use("Agg")  # the lessons plot; a test run has no display
+from tinyalex.lessons.course import COURSE
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
+nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
+
+FOLDER = Path(__file__).parent.parent / "notebooks"
+NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
+MAX_BYTES = 500_000
+KERNEL = "tinyalex-test-python"
+
+
+@pytest.fixture(scope="module")
+def kernel_home(tmp_path_factory):
+    """A JUPYTER_PATH whose only kernelspec runs ipykernel in this very interpreter."""
+    home = tmp_path_factory.mktemp("jupyter")
+    spec = home / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "tinyalex tests", "language": "python"}))
+    return home
 
 
 def test_there_are_lessons():
@@ -16,11 +44,76 @@ def test_there_are_lessons():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_and_has_no_stored_outputs(path, monkeypatch, tmp_path):
-    notebook = json.loads(path.read_text())
-    monkeypatch.chdir(tmp_path)
-    namespace = {"__name__": "__notebook__"}
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
-            assert not cell.get("outputs"), f"{path.name}: commit notebooks without outputs"
-            exec(compile("".join(cell["source"]), f"{path.name}", "exec"), namespace)
+def test_notebook_is_stored_without_outputs(path):
+    assert path.stat().st_size < MAX_BYTES, f"{path.name}: {path.stat().st_size} bytes"
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, (
+                f"{path.name}: commit notebooks without outputs (Kernel > Restart & Clear "
+                "Output, or `jupyter nbconvert --clear-output --inplace`)")
+
+
+def execute(notebook, kernel_home, folder, monkeypatch):
+    """Run every cell of ``notebook`` in order on a fresh kernel, with ``folder`` as its cwd."""
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel_home))
+    monkeypatch.setenv("TINYALEX_CACHE", str(folder / "cache"))
+    client = nbclient.NotebookClient(notebook, kernel_name=KERNEL, timeout=600,
+                                     resources={"metadata": {"path": str(folder)}})
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_on_a_jupyter_kernel(path, kernel_home, tmp_path, monkeypatch):
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    execute(notebook, kernel_home, tmp_path, monkeypatch)
+    print(f"{path.name}: {time.perf_counter() - start:.1f} s on a Jupyter kernel")
+    errors = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.outputs if output.output_type == "error"]
+    assert not errors
+    assert set(os.listdir(tmp_path)) <= {"cache"}, (
+        f"{path.name} wrote files into its working folder: {os.listdir(tmp_path)}")
+
+
+@pytest.mark.slow
+def test_the_kernel_is_this_python_and_an_error_fails_the_run(kernel_home, tmp_path,
+                                                              monkeypatch):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import sys; print(sys.executable)"),
+        nbformat.v4.new_code_cell("1 / 0"),
+        nbformat.v4.new_code_cell("print('never reached')")])
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="ZeroDivisionError"):
+        execute(notebook, kernel_home, tmp_path, monkeypatch)
+    assert notebook.cells[0].outputs[0].text.strip() == sys.executable
+    assert not notebook.cells[2].outputs
+
+
+# ---- the course: what every lesson must have --------------------------------------------------
+
+def _cells(path, kind):
+    return ["".join(c.source) for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == kind]
+
+
+@pytest.mark.parametrize("lesson", COURSE, ids=lambda lesson: lesson.file)
+def test_each_lesson_teaches_before_it_tests(lesson):
+    path = FOLDER / lesson.file
+    assert path.exists(), f"the course lists {lesson.file}, which is not in notebooks/"
+    prose = _cells(path, "markdown")
+    code = _cells(path, "code")
+    assert sum(len(text) for text in prose) >= 4000, f"{lesson.file}: too little prose"
+    assert prose[0].startswith(f"# Lesson {lesson.number}"), prose[0][:60]
+    for section in lesson.sections:  # the title cell cites the paper's sections
+        assert section in prose[0], (lesson.file, section)
+    checks = [text for text in code if "check(" in text]
+    assert len(checks) >= 3, f"{lesson.file}: fewer than three self-checking exercises"
+    assert "not done" not in "".join(code)  # the stubs raise NotImplementedError
+
+
+def test_every_lesson_is_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for lesson in COURSE:
+        assert f"notebooks/{lesson.file}" in readme, lesson.file

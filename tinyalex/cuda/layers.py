@@ -7,8 +7,8 @@ Same function names, arguments and results as ``tinyalex.layers`` (the test
     LRN forward/backward   kernels/lrn.cu
     max-pool fwd/backward  kernels/maxpool.cu
     matrix products        cuBLAS through CuPy (``xp.matmul``); NumPy's BLAS on the emulator
-    ReLU, dropout, fc,     the textbook's array code, which CuPy runs as its own elementwise
-    loss                   and cuBLAS kernels
+    ReLU, tanh, dropout,   the textbook's array code, which CuPy runs as its own elementwise
+    fc, loss               and cuBLAS kernels
 
 The convolution is the textbook's arithmetic with im2col and col2im swapped for kernels: with
 the (C*KH*KW, N*OH*OW) column layout each group is ONE plain 2-d product for the output, one
@@ -30,9 +30,9 @@ from tinyalex.layers._checks import (
     check_same_shape,
 )
 
-# ReLU, dropout, the fully connected layers and the loss are the textbook's code: on CuPy
+# ReLU, tanh, dropout, the fully connected layers and the loss are the textbook's code: on CuPy
 # arrays each is a CuPy elementwise kernel or a cuBLAS product already.
-from tinyalex.layers.activation import relu_backward, relu_forward
+from tinyalex.layers.activation import relu_backward, relu_forward, tanh_backward, tanh_forward
 from tinyalex.layers.conv import conv_output_size
 from tinyalex.layers.dropout import dropout_backward, dropout_forward
 from tinyalex.layers.linear import linear_backward, linear_forward
@@ -42,7 +42,7 @@ __all__ = [
     "col2im", "conv_backward", "conv_forward", "conv_weight_grads", "dropout_backward",
     "dropout_forward", "im2col", "linear_backward", "linear_forward", "log_softmax",
     "lrn_backward", "lrn_forward", "maxpool_backward", "maxpool_forward", "relu_backward",
-    "relu_forward", "softmax", "softmax_cross_entropy",
+    "relu_forward", "softmax", "softmax_cross_entropy", "tanh_backward", "tanh_forward",
 ]
 
 

@@ -15,7 +15,8 @@ for speed lives here:
     linear.py      the fc products with the big axis first
     optim.py       the SGD update, chunked
 
-Dropout and the loss are the textbook's own (re-exported): they are cheap.
+Dropout, tanh and the loss are the textbook's own (re-exported): they are cheap (tanh is
+only there for the comparison of figure 1).
 """
 
 from tinyalex.fast.activation import relu_backward, relu_forward
@@ -24,6 +25,7 @@ from tinyalex.fast.linear import linear_backward, linear_forward
 from tinyalex.fast.lrn import lrn_backward, lrn_forward
 from tinyalex.fast.optim import sgd_update
 from tinyalex.fast.pool import maxpool_backward, maxpool_forward
+from tinyalex.layers.activation import tanh_backward, tanh_forward
 from tinyalex.layers.dropout import dropout_backward, dropout_forward
 from tinyalex.layers.loss import log_softmax, softmax, softmax_cross_entropy
 
@@ -31,5 +33,6 @@ __all__ = [
     "col2im", "conv_backward", "conv_forward", "conv_weight_grads", "dropout_backward",
     "dropout_forward", "im2col", "linear_backward", "linear_forward", "log_softmax",
     "lrn_backward", "lrn_forward", "maxpool_backward", "maxpool_forward", "relu_backward",
-    "relu_forward", "sgd_update", "softmax", "softmax_cross_entropy",
+    "relu_forward", "sgd_update", "softmax", "softmax_cross_entropy", "tanh_backward",
+    "tanh_forward",
 ]

@@ -9,7 +9,7 @@ and return the input's array type and dtype.
 | file          | functions                                   | paper           |
 |---------------|---------------------------------------------|-----------------|
 | conv.py       | conv_forward / conv_backward (im2col)       | 3.2, 3.5, fig. 2 |
-| activation.py | relu_forward / relu_backward                | 3.1             |
+| activation.py | relu_* (and tanh_*, for figure 1)           | 3.1             |
 | lrn.py        | lrn_forward / lrn_backward                  | 3.3             |
 | pool.py       | maxpool_forward / maxpool_backward          | 3.4             |
 | dropout.py    | dropout_forward / dropout_backward          | 4.2             |
@@ -22,7 +22,7 @@ same functions, arranged for speed, are in ``tinyalex.fast`` (CPU) and ``tinyale
 (the CUDA kernels); ``AlexNet(..., impl=...)`` chooses which ones a network calls.
 """
 
-from tinyalex.layers.activation import relu_backward, relu_forward
+from tinyalex.layers.activation import relu_backward, relu_forward, tanh_backward, tanh_forward
 from tinyalex.layers.conv import (
     col2im,
     conv_backward,
@@ -41,7 +41,7 @@ from tinyalex.layers.pool import maxpool_backward, maxpool_forward, pool_output_
 # provides with the same arguments and results.
 LAYER_FUNCTIONS = (
     "conv_forward", "conv_backward", "conv_weight_grads", "im2col", "col2im",
-    "relu_forward", "relu_backward", "lrn_forward", "lrn_backward",
+    "relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "lrn_forward", "lrn_backward",
     "maxpool_forward", "maxpool_backward", "dropout_forward", "dropout_backward",
     "linear_forward", "linear_backward", "softmax_cross_entropy", "softmax", "log_softmax",
 )
@@ -51,5 +51,5 @@ __all__ = [
     "conv_weight_grads", "dropout_backward", "dropout_forward", "im2col", "linear_backward",
     "linear_forward", "log_softmax", "lrn_backward", "lrn_forward", "maxpool_backward",
     "maxpool_forward", "pool_output_size", "relu_backward", "relu_forward", "softmax",
-    "softmax_cross_entropy",
+    "softmax_cross_entropy", "tanh_backward", "tanh_forward",
 ]

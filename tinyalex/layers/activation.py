@@ -1,8 +1,9 @@
-"""Rectified linear units, f(x) = max(0, x) (section 3.1).
+"""Rectified linear units, f(x) = max(0, x), and the tanh units they replaced (section 3.1).
 
 The paper's first reason for its speed: a ReLU does not saturate, so its gradient is 1
 wherever the unit is active, and deep nets with ReLUs train several times faster than
-with tanh units (figure 1).
+with tanh units (figure 1). tanh is here for that comparison: its gradient, 1 - tanh(x)^2,
+falls towards 0 as |x| grows (the unit "saturates"), which slows gradient descent.
 """
 
 from __future__ import annotations
@@ -23,3 +24,17 @@ def relu_backward(dout, cache):
     out = cache
     check_same_shape("relu_backward", "dout", dout, out.shape)
     return dout * (out > 0)
+
+
+def tanh_forward(x):
+    """out = tanh(x) elementwise, in (-1, 1). x: any shape. Returns (out, cache = out)."""
+    check_array("tanh_forward", "x", x, tuple(range(1, 9)))
+    out = get_array_module(x).tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """dx = dout * (1 - out^2): d tanh(x) / dx = 1 - tanh(x)^2, read from the cached output."""
+    out = cache
+    check_same_shape("tanh_backward", "dout", dout, out.shape)
+    return dout * (1 - out * out)

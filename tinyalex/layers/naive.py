@@ -63,7 +63,7 @@ def conv_backward_naive(dout, cache):
     return dx_pad[:, :, pad : pad + H, pad : pad + W].copy(), dw, db
 
 
-# ---- ReLU (section 3.1) ----------------------------------------------------------------------
+# ---- ReLU and tanh (section 3.1) ----------------------------------------------------------
 
 def relu_forward_naive(x):
     """out = max(0, x), one element at a time; cache = x."""
@@ -79,6 +79,23 @@ def relu_backward_naive(dout, cache):
     dx = np.zeros_like(dout)
     for index in np.ndindex(x.shape):
         dx[index] = dout[index] if x[index] > 0 else 0
+    return dx
+
+
+def tanh_forward_naive(x):
+    """out = tanh(x) = (e^x - e^-x) / (e^x + e^-x), one element at a time; cache = out."""
+    out = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        out[index] = np.tanh(x[index])
+    return out, out
+
+
+def tanh_backward_naive(dout, cache):
+    """dx = dout * (1 - tanh(x)^2), one element at a time."""
+    out = cache
+    dx = np.zeros_like(dout)
+    for index in np.ndindex(out.shape):
+        dx[index] = dout[index] * (1 - out[index] ** 2)
     return dx
 
 

@@ -1,0 +1,39 @@
+"""The lessons' helpers: exercise checkers, solutions, plots, small experiments.
+
+The notebooks in ``notebooks/`` import everything they need from here; nothing but the
+student's own exercise cells is written in a notebook.
+
+    check("lrn_backward", my_lrn_backward)   # compare with tinyalex's on random cases
+    hint("lrn_backward"); show_solution("lrn_backward")
+    show_code(layers.lrn_backward)           # the textbook's own, printed where it is read
+    print(exercise_table())                  # every exercise, by lesson
+
+``check`` returns the function the lesson should go on with: the student's when it is
+right, tinyalex's own when it is not done yet (it raises NotImplementedError or returns
+None) or wrong, so every notebook runs from top to bottom as it is stored.
+
+    checking.py     the checker: Exercise, check, run_check, hint, show_solution, show_code
+    exercises.py    every exercise: random cases, tinyalex's answer, the classic mistakes
+    solutions.py    one readable answer per exercise (what show_solution prints)
+    course.py       the lessons in reading order (the notebooks, tested and in the README)
+    experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
+    images.py       a photograph and the built-in shapes, without a download
+    plots.py        the lessons' figures
+"""
+
+from tinyalex.lessons import exercises  # noqa: E402, F401  (registers every exercise)
+from tinyalex.lessons.checking import (
+    REGISTRY,
+    CheckResult,
+    Exercise,
+    check,
+    exercise_table,
+    get_exercise,
+    hint,
+    run_check,
+    show_code,
+    show_solution,
+)
+
+__all__ = ["REGISTRY", "CheckResult", "Exercise", "check", "exercise_table", "get_exercise",
+           "hint", "run_check", "show_code", "show_solution"]

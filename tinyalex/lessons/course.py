@@ -1,0 +1,42 @@
+"""The course: the lessons in reading order, each a notebook in ``notebooks/``.
+
+``tests/test_notebooks.py`` runs every notebook on a Jupyter kernel and checks each lesson
+listed here (prose before code, the paper's sections cited in its title cell, at least
+three self-checking exercises); the README lists the same lessons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    number: int
+    file: str  # in notebooks/
+    title: str
+    sections: tuple[str, ...]  # the paper's sections it covers, cited in its first cell
+    summary: str  # one line for the README
+
+
+COURSE: tuple[Lesson, ...] = (
+    Lesson(1, "01_tour.ipynb", "A tour of AlexNet", ("3.5",),
+           "the paper preset, a photograph through all eight layers, the per-layer table, "
+           "the 60,965,224 parameters derived layer by layer"),
+    Lesson(2, "02_convolution.ipynb", "Convolution", ("3.2", "3.5"),
+           "loops first, then im2col and one matrix product, the backward pass derived, "
+           "grouped convolution as the two GPUs"),
+    Lesson(3, "03_relu_vs_tanh.ipynb", "ReLU against tanh", ("3.1",),
+           "figure 1 redone: the same small net trained with each, steps to a fixed training "
+           "error, the 'six times faster' measured"),
+    Lesson(4, "04_local_response_normalization.ipynb", "Local response normalization",
+           ("3.3",),
+           "the formula and its backward pass, the three alpha conventions, a gradient check "
+           "with a large alpha, an ablation"),
+    Lesson(5, "05_overlapping_pooling.ipynb", "Overlapping pooling", ("3.4",),
+           "windows drawn, the gradient's routing, overlapping against non-overlapping"),
+    Lesson(6, "06_dropout_and_the_classifier.ipynb", "Dropout, the classifier and its loss",
+           ("4.2", "5"),
+           "inverted dropout against the paper's test-time halving, fully connected layers, "
+           "softmax cross-entropy and its gradient"),
+)

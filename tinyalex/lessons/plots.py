@@ -1,0 +1,312 @@
+"""Figures for the lessons: every one with labelled axes, units and a title.
+
+Each function draws one figure with matplotlib's pyplot and returns it (in a notebook the
+figure shows below the cell; end the line with ``;`` so it is not shown twice). Shapes
+follow the package: images uint8 (N, H, W, 3) or (H, W, 3); feature maps (C, H, W).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyalex import layers
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(count: int, cols: int):
+    return max(1, int(np.ceil(count / cols))), min(cols, count)
+
+
+# ---- images and maps --------------------------------------------------------------------------
+
+def show_images(images, titles=None, cols: int = 8, title: str = "", size: float = 1.6):
+    """A grid of RGB images: an array (N, H, W, 3), or a list of (H, W, 3) of any sizes."""
+    plt = _plt()
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = images[None]
+    images = [np.asarray(image) for image in images]
+    rows, cols = _grid(len(images), cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k])
+            if titles is not None:
+                ax.set_title(str(titles[k]), fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_maps(maps, title: str = "", cols: int = 8, max_maps: int = 32, size: float = 1.3,
+              names=None, cmap: str = "viridis"):
+    """Feature maps (C, H, W) as a grid of images, one colour scale per map (printed below)."""
+    plt = _plt()
+    maps = np.asarray(maps)[:max_maps]
+    rows, cols = _grid(len(maps), cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= len(maps):
+            ax.axis("off")
+            continue
+        ax.imshow(maps[k], cmap=cmap)
+        label = names[k] if names is not None else f"map {k}"
+        ax.set_xlabel(f"{label}\n{maps[k].min():.2g}..{maps[k].max():.2g}", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_matrix(a, title: str = "", xlabel: str = "", ylabel: str = "", annotate: bool = True,
+                fmt: str = "{:.0f}", cmap: str = "Blues", ax=None, colorbar: bool = False,
+                xticks=None, yticks=None, aspect: str = "auto", symmetric: bool = False):
+    """A 2-d array as a heat map with its values written in the cells (small arrays).
+
+    Rows and columns are numbered from 0 (or labelled by xticks / yticks). symmetric: a
+    colour scale centred on 0 (for signed values, with a diverging cmap such as "RdBu").
+    """
+    plt = _plt()
+    a = np.asarray(a, dtype=np.float64)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(min(12, 0.45 * a.shape[1] + 2),
+                                        min(9, 0.4 * a.shape[0] + 1.5)))
+    limit = np.nanmax(np.abs(a)) if symmetric else None
+    image = ax.imshow(a, cmap=cmap, aspect=aspect, vmin=-limit if symmetric else None,
+                      vmax=limit)
+    if annotate and a.size <= 900:
+        middle = (np.nanmax(a) + np.nanmin(a)) / 2
+        for (i, j), value in np.ndenumerate(a):
+            dark = abs(value) > limit / 2 if symmetric else value > middle
+            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    for setter, ticks, count in ((ax.set_xticks, xticks, a.shape[1]),
+                                 (ax.set_yticks, yticks, a.shape[0])):
+        if ticks is not None:
+            setter(range(len(ticks)), ticks, fontsize=7)
+        elif count <= 32:
+            setter(range(count))
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax)
+    if fig is not None:
+        fig.tight_layout()
+    return ax.figure
+
+
+# ---- lesson 1: the network's costs ------------------------------------------------------------
+
+def plot_layer_costs(rows, title: str = "Where the parameters and the work are"):
+    """Bar charts of parameters and multiply-adds per layer, from ``model.layer_shapes``."""
+    plt = _plt()
+    rows = [r for r in rows if r[2] or r[3]]  # layers with weights: conv and fc
+    names = [r[0] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, values, label, colour in ((left, [r[2] / 1e6 for r in rows], "parameters (millions)",
+                                       "tab:blue"),
+                                      (right, [r[3] / 1e6 for r in rows],
+                                       "multiply-adds per image (millions)", "tab:orange")):
+        bars = ax.bar(names, values, color=colour)
+        ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=8)
+        ax.set(ylabel=label, xlabel="layer", title=f"{label.split(' (')[0]}: total "
+               f"{sum(values):,.1f} M")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---- lesson 2: im2col ---------------------------------------------------------------------------
+
+def draw_im2col(x, kh: int, kw: int, stride: int, pad: int, window=(0, 0)):
+    """One image's channels (numbered pixels) and its im2col matrix, one window highlighted.
+
+    x (1, C, H, W) with small C, H, W. Left: the padded input, with the window at output
+    position ``window`` = (oh, ow) outlined; right: cols (C*kh*kw, OH*OW), that window's
+    column outlined. The numbers are x's values, so each can be followed across.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    x = np.asarray(x)
+    C = x.shape[1]
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))[0]
+    cols = layers.im2col(x, kh, kw, stride, pad)
+    OW = layers.conv_output_size(x.shape[3], kw, stride, pad)
+    fig = plt.figure(figsize=(3 * C + 0.6 * cols.shape[1] + 1, max(3.5, 0.35 * cols.shape[0] + 1)))
+    grid = fig.add_gridspec(1, C + 1, width_ratios=[x_pad.shape[2]] * C + [cols.shape[1]])
+    oh, ow = window
+    for c in range(C):
+        ax = fig.add_subplot(grid[0, c])
+        show_matrix(x_pad[c], ax=ax, title=f"channel {c} (padded by {pad})",
+                    xlabel="column", ylabel="row" if c == 0 else "", aspect="equal")
+        ax.add_patch(Rectangle((ow * stride - 0.5, oh * stride - 0.5), kw, kh, fill=False,
+                               edgecolor="red", linewidth=2.5))
+    ax = fig.add_subplot(grid[0, C])
+    ylabels = [f"c{c} ({i},{j})" for c in range(C) for i in range(kh) for j in range(kw)]
+    show_matrix(cols, ax=ax, title=f"cols = im2col(x): {cols.shape[0]} x {cols.shape[1]}",
+                xlabel="window (oh, ow) = column", yticks=ylabels,
+                xticks=[f"{k // OW},{k % OW}" for k in range(cols.shape[1])])
+    ax.add_patch(Rectangle((oh * OW + ow - 0.5, -0.5), 1, cols.shape[0], fill=False,
+                           edgecolor="red", linewidth=2.5))
+    fig.suptitle(f"im2col: every {kh}x{kw} window (stride {stride}) becomes one column")
+    fig.tight_layout()
+    return fig
+
+
+# ---- lesson 3: activations and training curves ----------------------------------------------
+
+def plot_activations(limit: float = 4.0):
+    """ReLU and tanh, and their derivatives: where each passes gradient."""
+    plt = _plt()
+    z = np.linspace(-limit, limit, 401)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(z, np.maximum(z, 0), label="ReLU  max(0, x)", lw=2)
+    left.plot(z, np.tanh(z), label="tanh(x)", lw=2)
+    left.set(xlabel="input x (pre-activation)", ylabel="output f(x)", title="the units")
+    right.plot(z, (z > 0).astype(float), label="ReLU: 1 if x > 0 else 0", lw=2)
+    right.plot(z, 1 - np.tanh(z) ** 2, label="tanh: 1 - tanh(x)^2", lw=2)
+    right.set(xlabel="input x (pre-activation)", ylabel="derivative f'(x)",
+              title="the gradient they let through", ylim=(-0.05, 1.1))
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_curves(runs: dict, window: int = 25, target: float | None = None,
+                      title: str = "Training error while training",
+                      xlabel: str = "SGD step (batch of 32)"):
+    """Running training error per step: one thin line per seed, the mean thick, per label.
+
+    runs: {label: [Run, ...]} as ``experiments.relu_tanh_race`` / ``ablation`` return.
+    target: a dashed line at that error (figure 1 draws 25%).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (label, label_runs) in enumerate(runs.items()):
+        colour = f"C{k}"
+        curves = [r.running_error(window) for r in label_runs if len(r.errors) >= window]
+        for curve in curves:
+            ax.plot(np.arange(window, window + len(curve)), 100 * curve, color=colour, lw=0.7,
+                    alpha=0.4)
+        if curves:
+            length = min(len(c) for c in curves)
+            mean = np.mean([c[:length] for c in curves], axis=0)
+            ax.plot(np.arange(window, window + length), 100 * mean, color=colour, lw=2.2,
+                    label=f"{label} (mean of {len(curves)})")
+    if target is not None:
+        ax.axhline(100 * target, color="black", ls="--", lw=1, label=f"target {100 * target:g}%")
+    ax.set(xlabel=xlabel, ylabel=f"training error, % (mean of last {window} batches)",
+           title=title, ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_spread(results: dict, ylabel: str = "error, %", title: str = "",
+                     percent: bool = True):
+    """One dot per seed and the mean with its standard deviation, per label.
+
+    results: {label: [value per seed]} (error rates in [0, 1] when percent is True).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.8 * len(results) + 2.5, 3.8))
+    for k, values in enumerate(results.values()):
+        values = np.asarray(values, dtype=np.float64) * (100 if percent else 1)
+        jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.plot(k + jitter, values, "o", color=f"C{k}", alpha=0.6)
+        spread = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.errorbar(k + 0.25, values.mean(), yerr=spread, fmt="s", color="black", capsize=5)
+        ax.annotate(f"{values.mean():.1f} +- {spread:.1f}", (k + 0.3, values.mean()),
+                    fontsize=8, va="center")
+    ax.set_xticks(range(len(results)), list(results))
+    ax.set_xlim(-0.5, len(results) - 0.2)
+    ax.set(ylabel=ylabel, title=title or "each dot one seed; squares: mean +- std")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(arrays: dict, xlabel: str, title: str = "how the values are distributed",
+                    bins: int = 60,
+                    log: bool = False, ylabel: str = "count"):
+    """Overlaid histograms of several arrays (e.g. activations before and after LRN)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    values = {label: np.asarray(a, dtype=np.float64).ravel() for label, a in arrays.items()}
+    low = min(v.min() for v in values.values())
+    high = max(v.max() for v in values.values())
+    edges = np.linspace(low, high, bins + 1)
+    for label, v in values.items():
+        ax.hist(v, bins=edges, alpha=0.5, label=f"{label} (mean {v.mean():.3g}, std "
+                f"{v.std():.3g})", log=log)
+    ax.set(xlabel=xlabel, ylabel=ylabel + (" (log scale)" if log else ""), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ---- lesson 5: pooling windows ------------------------------------------------------------------
+
+def draw_pool_windows(height: int, width: int, size: int, stride: int, title: str = ""):
+    """The pooling windows drawn on a height x width grid, and how many cover each pixel."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    OH, OW = layers.pool_output_size(height, size, stride), layers.pool_output_size(width, size,
+                                                                                    stride)
+    ones = np.ones((size * size, OH * OW))
+    counts = layers.col2im(ones, (1, 1, height, width), size, size, stride, 0)[0, 0]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
+    left.set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5), aspect="equal",
+             xlabel="column (pixels)", ylabel="row (pixels)",
+             title=f"{OH} x {OW} windows of {size}x{size}, stride {stride}")
+    left.set_xticks(range(width))
+    left.set_yticks(range(height))
+    left.grid(color="lightgrey", lw=0.5)
+    for k, (i, j) in enumerate(np.ndindex(OH, OW)):
+        inset = 0.06 * (k % 3)  # nudge neighbours apart so shared edges stay visible
+        left.add_patch(Rectangle((j * stride - 0.5 + inset, i * stride - 0.5 + inset), size - 0.1,
+                                 size - 0.1, fill=False, lw=2, edgecolor=f"C{k % 10}"))
+    show_matrix(counts, ax=right, title="windows covering each pixel", xlabel="column (pixels)",
+                ylabel="row (pixels)", cmap="Oranges")
+    fig.suptitle(title or ("overlapping" if stride < size else "non-overlapping")
+                 + f" pooling: z = {size}, s = {stride}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pool_routing(x, size: int, stride: int, dout=None):
+    """One channel's input, its pooled output, and where the gradient goes back.
+
+    x (H, W). dout (OH, OW), default all ones: then dx counts how many windows chose each
+    pixel as their maximum.
+    """
+    plt = _plt()
+    x = np.asarray(x, dtype=np.float64)
+    out, cache = layers.maxpool_forward(x[None, None], size=size, stride=stride)
+    dout = np.ones_like(out) if dout is None else np.asarray(dout, dtype=np.float64)[None, None]
+    dx = layers.maxpool_backward(dout, cache)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.9), gridspec_kw=dict(
+        width_ratios=[x.shape[1], out.shape[3] + 1, x.shape[1]]))
+    ones = bool(np.all(dout == 1))
+    show_matrix(x, ax=axes[0], title="input x", xlabel="column", ylabel="row", fmt="{:.1f}")
+    show_matrix(out[0, 0], ax=axes[1], title=f"max-pool {size}/{stride}", xlabel="column",
+                fmt="{:.1f}", cmap="Greens")
+    show_matrix(dx[0, 0], ax=axes[2], title="dx for dout = 1 everywhere" if ones else "dx",
+                xlabel="column", fmt="{:.0f}" if ones else "{:.2f}", cmap="Oranges")
+    fig.suptitle("the gradient of a max goes to the maximum; a pixel chosen by two windows "
+                 "gets both")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,241 @@
+"""One answer to every exercise of the lessons, written the way a student might write it.
+
+``show_solution("name")`` prints the function of that name. They are checked by the same
+checker as the student's answers (``tests/test_lessons.py``). Try the exercise first: the
+checker's messages are meant to get you there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyalex import layers
+
+# ---- lesson 1: the tour ---------------------------------------------------------------------
+
+
+def conv_output_size(size, kernel, stride, pad):
+    # The padded input has size + 2*pad pixels; a window fits at positions 0, stride,
+    # 2*stride, ... as long as its last pixel is inside: (size + 2 pad - kernel) // stride + 1.
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def conv_params(in_channels, out_channels, kernel, groups):
+    # Each of the out_channels kernels is kernel x kernel over the in_channels / groups input
+    # channels of its group, plus one bias.
+    return out_channels * (in_channels // groups) * kernel * kernel + out_channels
+
+
+def conv_mult_adds(in_channels, out_channels, kernel, out_size, groups):
+    # Every output value (out_channels x out_size x out_size of them) is one dot product of
+    # length (in_channels / groups) * kernel * kernel.
+    return out_channels * out_size * out_size * (in_channels // groups) * kernel * kernel
+
+
+# ---- lesson 2: convolution ------------------------------------------------------------------
+
+
+def conv_forward_loops(x, w, b, stride, pad):
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    OH, OW = (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1
+    out = np.zeros((N, F, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for f in range(F):
+            for i in range(OH):
+                for j in range(OW):
+                    window = x_pad[n, :, i * stride : i * stride + KH, j * stride : j * stride + KW]
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    return out
+
+
+def conv_backward_loops(dout, x, w, stride, pad):
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad, dw = np.zeros_like(x_pad), np.zeros_like(w)
+    db = dout.sum(axis=(0, 2, 3))  # each bias was added to every output of its kernel
+    _, _, OH, OW = dout.shape
+    for n in range(N):
+        for f in range(F):
+            for i in range(OH):
+                for j in range(OW):
+                    rows = slice(i * stride, i * stride + KH)
+                    cols = slice(j * stride, j * stride + KW)
+                    g = dout[n, f, i, j]
+                    dw[f] += g * x_pad[n, :, rows, cols]  # d out / d w = the window
+                    dx_pad[n, :, rows, cols] += g * w[f]  # += : windows overlap
+    return dx_pad[:, :, pad : pad + H, pad : pad + W], dw, db
+
+
+def im2col(x, kh, kw, stride, pad):
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = np.zeros((C, kh, kw, N, OH, OW), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # pixel (i, j) of every window, of every image and channel: a strided slice
+            patch = x_pad[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride]
+            cols[:, i, j] = patch.transpose(1, 0, 2, 3)  # (N, C, OH, OW) -> (C, N, OH, OW)
+    return cols.reshape(C * kh * kw, N * OH * OW)
+
+
+def col2im(cols, x_shape, kh, kw, stride, pad):
+    N, C, H, W = x_shape
+    OH, OW = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    cols = cols.reshape(C, kh, kw, N, OH, OW)
+    dx_pad = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # += , not = : a pixel inside several windows gets one term from each
+            dx_pad[:, :, i : i + stride * OH : stride, j : j + stride * OW : stride] += (
+                cols[:, i, j].transpose(1, 0, 2, 3))
+    return dx_pad[:, :, pad : pad + H, pad : pad + W]
+
+
+def grouped_conv(x, w, b, groups, stride, pad):
+    # Kernel block g (F/groups kernels) sees only channel block g: one plain convolution
+    # per group, outputs stacked along the channel axis. (groups=2: the paper's two GPUs.)
+    Cg, Fg = x.shape[1] // groups, w.shape[0] // groups  # channels, kernels per group
+    outputs = []
+    for g in range(groups):
+        x_g = x[:, g * Cg : (g + 1) * Cg]
+        w_g, b_g = w[g * Fg : (g + 1) * Fg], b[g * Fg : (g + 1) * Fg]
+        out_g, _ = layers.conv_forward(x_g, w_g, b_g, stride=stride, pad=pad)
+        outputs.append(out_g)
+    return np.concatenate(outputs, axis=1)
+
+
+# ---- lesson 3: ReLU and tanh ----------------------------------------------------------------
+
+
+def relu_backward(dout, x):
+    # d max(0, x) / dx is 1 where x > 0 and 0 elsewhere (0 at x = 0 too, by convention).
+    return dout * (x > 0)
+
+
+def tanh_backward(dout, out):
+    # d tanh(x) / dx = 1 - tanh(x)^2 = 1 - out^2: the forward output is all we need.
+    return dout * (1 - out**2)
+
+
+def steps_to_error(errors, target, window):
+    # The running mean of the last `window` mini-batch errors; the first step count at
+    # which it is <= target. errors[0] is the first step's error, so the count is index + 1.
+    errors = np.asarray(errors, dtype=np.float64)
+    for step in range(window, len(errors) + 1):
+        if errors[step - window : step].mean() <= target:
+            return step
+    return None
+
+
+# ---- lesson 4: local response normalization -------------------------------------------------
+
+
+def lrn_forward(x, n, k, alpha, beta):
+    N, C, H, W = x.shape
+    squares = x**2
+    window_sum = np.zeros_like(x)
+    for i in range(C):
+        low, high = max(0, i - n // 2), min(C - 1, i + n // 2)  # clipped at the edges
+        window_sum[:, i] = squares[:, low : high + 1].sum(axis=1)
+    return x / (k + alpha * window_sum) ** beta  # the paper's alpha: no division by n
+
+
+def lrn_backward(dout, x, n, k, alpha, beta):
+    N, C, H, W = x.shape
+    squares = x**2
+    scale = np.zeros_like(x)
+    for i in range(C):
+        low, high = max(0, i - n // 2), min(C - 1, i + n // 2)
+        scale[:, i] = k + alpha * squares[:, low : high + 1].sum(axis=1)
+    # dx[j] = g[j] s[j]^-beta - 2 alpha beta x[j] sum_{i in window(j)} g[i] x[i] s[i]^(-beta-1)
+    term = dout * x * scale ** (-beta - 1)
+    neighbours = np.zeros_like(x)
+    for j in range(C):
+        low, high = max(0, j - n // 2), min(C - 1, j + n // 2)  # the window is symmetric
+        neighbours[:, j] = term[:, low : high + 1].sum(axis=1)
+    return dout * scale**-beta - 2 * alpha * beta * x * neighbours
+
+
+def lrn_pytorch(x, size, alpha, beta, k):
+    # PyTorch's local_response_norm(x, size, alpha, beta, k) averages the squares over the
+    # window: its alpha multiplies sum / size. tinyalex's (the paper's) multiplies the sum.
+    return layers.lrn_forward(x, n=size, k=k, alpha=alpha / size, beta=beta)[0]
+
+
+# ---- lesson 5: overlapping pooling ----------------------------------------------------------
+
+
+def maxpool_forward(x, size, stride):
+    N, C, H, W = x.shape
+    OH, OW = (H - size) // stride + 1, (W - size) // stride + 1
+    out = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for i in range(OH):
+        for j in range(OW):
+            window = x[:, :, i * stride : i * stride + size, j * stride : j * stride + size]
+            out[:, :, i, j] = window.max(axis=(2, 3))
+    return out
+
+
+def maxpool_backward(dout, x, size, stride):
+    N, C, OH, OW = dout.shape
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    window = x[n, c, i * stride : i * stride + size, j * stride : j * stride + size]
+                    r, s = np.unravel_index(np.argmax(window), window.shape)  # the first max
+                    dx[n, c, i * stride + r, j * stride + s] += dout[n, c, i, j]  # add up
+    return dx
+
+
+def pool_coverage(height, width, size, stride):
+    # How many windows contain each pixel: add 1 over every window that fits.
+    counts = np.zeros((height, width), dtype=np.int64)
+    for i in range((height - size) // stride + 1):
+        for j in range((width - size) // stride + 1):
+            counts[i * stride : i * stride + size, j * stride : j * stride + size] += 1
+    return counts
+
+
+# ---- lesson 6: dropout, fully connected, softmax cross-entropy -------------------------------
+
+
+def dropout_forward(x, p, rng):
+    u = rng.random(x.shape)  # one uniform number in [0, 1) per unit
+    mask = (u >= p) / (1 - p)  # kept with probability 1 - p, and scaled up: inverted dropout
+    return x * mask, mask
+
+
+def linear_backward(dout, x, w):
+    x2d = x.reshape(x.shape[0], -1)  # (N, D): fc6 reads the flattened pool5
+    dx = (dout @ w).reshape(x.shape)
+    dw = dout.T @ x2d  # (M, D), the layout of w
+    db = dout.sum(axis=0)  # the bias was added to every row of the batch
+    return dx, dw, db
+
+
+def softmax_cross_entropy(logits, labels):
+    N = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)  # exp cannot overflow now
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[np.arange(N), labels].mean()
+    dlogits = np.exp(log_probs)  # softmax
+    dlogits[np.arange(N), labels] -= 1  # p - onehot(label)
+    return loss, dlogits / N  # the loss is a mean over the batch
+
+
+# ---- lesson 8: learning (section 5) ---------------------------------------------------------
+
+
+def sgd_update(w, v, g, lr, momentum, weight_decay):
+    # The paper's rule, in place: the learning rate is inside the velocity.
+    v *= momentum
+    v -= weight_decay * lr * w
+    v -= lr * g
+    w += v
+
