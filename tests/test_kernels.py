@@ -40,7 +40,8 @@ def test_every_kernel_declares_its_block_size():
     for filename, kernel in [("im2col.cu", "im2col_kernel"), ("im2col.cu", "col2im_kernel"),
                              ("lrn.cu", "lrn_forward_kernel"), ("lrn.cu", "lrn_backward_kernel"),
                              ("maxpool.cu", "maxpool_forward_kernel"),
-                             ("maxpool.cu", "maxpool_backward_kernel")]:
+                             ("maxpool.cu", "maxpool_backward_kernel"),
+                             ("philox.cu", "philox_uniform_kernel")]:
         assert block_size(filename, kernel) == 256
 
 

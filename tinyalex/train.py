@@ -10,7 +10,7 @@ bar, then validation top-1/top-5 on centre crops. The run folder gets ``metrics.
 top-1), written atomically. Ctrl-C stops after the current step and saves ``last.npz``
 including the position inside the epoch; ``--resume`` then continues as if never stopped:
 the weights are bit-identical to an uninterrupted run's (batches depend only on the seed and
-the epoch, and the dropout generator's state is saved).
+the epoch, and the dropout masks on the seed and the step counter, which is saved).
 """
 
 from __future__ import annotations
@@ -177,7 +177,10 @@ class Run:
             self.net.params[name] = arrays["param"][name]
         self.opt.load_state_dict(meta["optimizer"], arrays["velocity"])
         self.schedule.load_state_dict(meta["schedule"])
-        self.net.rng.bit_generator.state = meta["dropout_rng"]
+        # The dropout masks are a function of the step counter (tinyalex.noise); a checkpoint
+        # from before it existed continues with the number of steps trained.
+        self.net.dropout_step = meta.get("dropout_step", meta["epoch"] * len(self.loader(0))
+                                         + meta["batch"])
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.sums = meta["sums"]
         self.history = meta["history"]
@@ -189,7 +192,7 @@ class Run:
             "data": self.data_spec, "seed": self.seed, "hyper": self.hp,
             "epoch": self.epoch, "batch": self.batch, "sums": self.sums,
             "optimizer": self.opt.state_dict(), "schedule": self.schedule.state_dict(),
-            "dropout_rng": self.net.rng.bit_generator.state,
+            "dropout_step": self.net.dropout_step,
             "history": self.history, "best_top1": self.best_top1,
         }
         checkpoint.save(path, {"param": self.net.params, "velocity": self.opt.velocity,

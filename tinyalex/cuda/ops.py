@@ -10,6 +10,7 @@ functions on them:
     lrn_backward(dout, x, out, scale, n, alpha, beta)     -> dx            kernels/lrn.cu
     maxpool_forward(x, size, stride)                      -> (out, argmax) kernels/maxpool.cu
     maxpool_backward(dout, argmax, x_shape, size, stride) -> dx            kernels/maxpool.cu
+    philox_uniform(seed, step, layer, rows, units, ...)   -> u             kernels/philox.cu
 
 with the layouts of ``tinyalex.layers`` (cols is (C*kh*kw, N*OH*OW)). Every method checks
 its arguments (float32 / int32, C-contiguous, shapes) and raises a clear ValueError *before*
@@ -30,6 +31,7 @@ from tinyalex.cuda.sources import block_size, kernel_dir, kernel_source
 from tinyalex.layers._checks import check_lrn_args, check_odd_window
 from tinyalex.layers.conv import conv_output_size
 from tinyalex.layers.pool import pool_output_size
+from tinyalex.noise import check_counter, seed_key
 
 INT_LIMIT = 2**31  # the kernels index with int: every array must hold fewer elements
 
@@ -222,6 +224,24 @@ class KernelOps:
              i32(OW)),
         )
         return dx
+
+    # ---- dropout noise: kernels/philox.cu -----------------------------------------------------
+
+    def philox_uniform(self, seed: int, step: int, layer: int, rows: int, units: int,
+                       row_offset: int = 0, unit_offset: int = 0):
+        """Uniform float32 (rows, units), equal bit for bit to tinyalex.noise.philox_uniform."""
+        check_counter(rows, units, step, layer, row_offset, unit_offset)
+        if rows * units >= INT_LIMIT:
+            raise ValueError(f"philox_uniform: {rows} x {units} numbers; the kernels index "
+                             "with int32")
+        out = self.xp.empty((rows, units), dtype=np.float32)
+        if out.size:
+            key0, key1 = seed_key(seed)
+            u32 = np.uint32
+            self.launch("philox.cu", "philox_uniform_kernel", out.size,
+                        (out, np.int32(rows), np.int32(units), u32(key0), u32(key1), u32(step),
+                         u32(layer), u32(row_offset), u32(unit_offset)))
+        return out
 
 
 def _load_emulated(filename: str):
