@@ -15,7 +15,7 @@ KERNEL_FILES = [path.name for path in kernel_files()]
 
 
 def test_the_kernel_files_are_there():
-    assert {"im2col.cu", "lrn.cu", "maxpool.cu", "philox.cu"} <= set(KERNEL_FILES)
+    assert {"augment.cu", "im2col.cu", "lrn.cu", "maxpool.cu", "philox.cu"} <= set(KERNEL_FILES)
 
 
 @pytest.mark.parametrize("arch", nvrtc.ARCHES)

@@ -11,6 +11,7 @@ functions on them:
     maxpool_forward(x, size, stride)                      -> (out, argmax) kernels/maxpool.cu
     maxpool_backward(dout, argmax, x_shape, size, stride) -> dx            kernels/maxpool.cu
     philox_uniform(seed, step, layer, rows, units, ...)   -> u             kernels/philox.cu
+    crop_batch(images, mean, crop, windows, lighting)     -> x             kernels/augment.cu
 
 with the layouts of ``tinyalex.layers`` (cols is (C*kh*kw, N*OH*OW)). Every method checks
 its arguments (float32 / int32, C-contiguous, shapes) and raises a clear ValueError *before*
@@ -242,6 +243,36 @@ class KernelOps:
                         (out, np.int32(rows), np.int32(units), u32(key0), u32(key1), u32(step),
                          u32(layer), u32(row_offset), u32(unit_offset)))
         return out
+
+    # ---- training crops: kernels/augment.cu ---------------------------------------------------
+
+    def crop_batch(self, images, mean, crop_size: int, windows, lighting):
+        """images uint8 (B, S, S, 3) -> x float32 (B, 3, crop, crop): tinyalex.data.crop_batch
+        plus add_lighting on this side. windows int32 (B, 3) = top, left, flip; lighting
+        float32 (B, 3). The window VALUES are the caller's contract (0 <= top, left <= S - crop,
+        flip 0 or 1): reading them here would wait for the GPU, so tinyalex.cuda.staging checks
+        them on the host before they are copied."""
+        op = "crop_batch"
+        _check_array(op, "images", images, 4, dtype=np.uint8)
+        B, S = images.shape[0], images.shape[1]
+        _check_shape(op, "images", images, (B, S, S, 3))
+        _check_array(op, "mean", mean, 3)
+        _check_shape(op, "mean", mean, (3, S, S))
+        _check_array(op, "windows", windows, 2, dtype=np.int32)
+        _check_shape(op, "windows", windows, (B, 3))
+        _check_array(op, "lighting", lighting, 2)
+        _check_shape(op, "lighting", lighting, (B, 3))
+        for a in (images, mean, windows, lighting):
+            self._check_kind(op, a)
+        _check_positive(op, crop_size=crop_size)
+        if crop_size > S:
+            raise ValueError(f"{op}: crop {crop_size} larger than the images' side {S}")
+        x = self.xp.empty((B, 3, crop_size, crop_size), dtype=np.float32)
+        _check_array(op, "x", x, 4)
+        self.launch("augment.cu", "crop_kernel", x.size,
+                    (images, mean, windows, lighting, x, np.int32(B), np.int32(S),
+                     np.int32(crop_size)))
+        return x
 
 
 def _load_emulated(filename: str):
