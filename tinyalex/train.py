@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 
 from tinyalex import checkpoint, cli, data
-from tinyalex.backend import resolve_device, to_device, to_numpy
-from tinyalex.evaluate import evaluate, topk_correct
+from tinyalex.backend import resolve_device, to_device
+from tinyalex.cuda import staging
+from tinyalex.evaluate import evaluate
 from tinyalex.model import PRESETS, AlexNet, AlexNetConfig
 from tinyalex.optim import SGD, ReduceOnPlateau, StepSchedule
 
@@ -206,17 +207,23 @@ class Run:
             num_workers=self.args.num_workers)
 
     def train_step(self, x, y):
-        """One SGD step on a batch; returns (loss, correct top-1 count)."""
-        x, y_dev = to_device(x, self.device), to_device(y, self.device)
-        loss, logits, dlogits = self.net.loss(x, y_dev, train=True)
-        loss = float(loss)
+        """One SGD step on a batch; returns (loss, correct top-1 count) as 0-d arrays. On the
+        GPU nothing is read back (staging.Tally reads them every few steps); the CPU checks
+        the loss before the update."""
+        x, y = to_device(x, self.device), to_device(y, self.device)  # staged: already there
+        loss, logits, dlogits = self.net.loss(x, y, train=True)
+        if self.device == "cpu":
+            self.check_loss(float(loss), self.batch + 1)
+        self.opt.step(self.net.params, self.net.backward(dlogits))
+        return loss, (logits.argmax(axis=1) == y).sum()
+
+    def check_loss(self, loss: float, batch: int) -> None:
+        """NonFiniteLoss when batch ``batch`` of this epoch had a NaN or infinite loss."""
         if not math.isfinite(loss):
             raise NonFiniteLoss(
-                f"the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1} "
-                f"(learning rate {self.opt.lr:g}); the weights were not updated and the last "
-                "good checkpoint is kept: try a smaller --lr")
-        self.opt.step(self.net.params, self.net.backward(dlogits))
-        return loss, topk_correct(to_numpy(logits), y, 1)
+                f"the loss became {loss} at epoch {self.epoch + 1}, batch {batch} (learning "
+                f"rate {self.opt.lr:g}); the run stops and the last good checkpoint is kept: "
+                "try a smaller --lr")
 
 
 def data_spec(spec) -> str:
@@ -308,21 +315,22 @@ def main(argv=None) -> int:
             bar = progress_bar(len(loader), run.batch, f"epoch {run.epoch + 1}/{hp['epochs']}",
                                args.progress)
             tick, images = time.perf_counter(), 0
+            tally = staging.Tally(run.sums, run.check_loss)  # GPU: read every few steps
             try:
-                for x, y in loader.iterate(start=run.batch):
+                for x, y in staging.batches(loader, run.batch, run.device, len(run.classes)):
                     loss, correct = run.train_step(x, y)
                     run.batch += 1
-                    run.sums["loss"] += loss * len(y)
-                    run.sums["correct"] += correct
-                    run.sums["seen"] += len(y)
                     images += len(y)
-                    rate = images / max(time.perf_counter() - tick, 1e-9)
-                    bar.set_postfix(loss=f"{run.sums['loss'] / run.sums['seen']:.3f}",
-                                    acc=f"{run.sums['correct'] / run.sums['seen']:.3f}",
-                                    lr=f"{run.opt.lr:.0e}", img_s=f"{rate:.0f}", refresh=False)
+                    if tally.add(loss, correct, len(y), run.batch):  # run.sums are current
+                        rate = images / max(time.perf_counter() - tick, 1e-9)
+                        bar.set_postfix(loss=f"{run.sums['loss'] / run.sums['seen']:.3f}",
+                                        acc=f"{run.sums['correct'] / run.sums['seen']:.3f}",
+                                        lr=f"{run.opt.lr:.0e}", img_s=f"{rate:.0f}",
+                                        refresh=False)
                     bar.update(1)
                     if stop.requested:
                         break
+                tally.read()
             except NonFiniteLoss as e:
                 bar.close()
                 print(f"error: {e}", file=sys.stderr)
