@@ -235,6 +235,15 @@ def test_ops_reject_bad_arguments(emulated):
         emulated.im2col([[1.0]], 1, 1, 1, 0)
 
 
+def test_outputs_of_2_31_elements_are_refused_before_allocation(emulated):
+    """The kernels index with int: 2^31 elements or more is a clear error, and no 8 GiB array."""
+    x = np.zeros((1, 1, 1480, 1480), np.float32)  # 8.8 MB; its 32x32 columns: 2.15e9 floats
+    with pytest.raises(ValueError, match="cols would have 2149991424 elements"):
+        emulated.im2col(x, 32, 32, 1, 0)
+    with pytest.raises(ValueError, match="fewer than 2"):
+        emulated.philox_uniform(0, 0, 6, 2**16, 2**15)
+
+
 def test_ops_do_not_modify_inputs(emulated):
     x, dout = rand(2, 6, 7, 7, seed=13), rand(2, 6, 7, 7, seed=14)
     keep_x, keep_dout = x.copy(), dout.copy()

@@ -117,6 +117,17 @@ class KernelOps:
         kernel = self._load(filename).get_function(name)
         kernel(((count + threads - 1) // threads,), (threads,), args)
 
+    def _new(self, op: str, name: str, shape, dtype=np.float32):
+        """A fresh output array of this side, refused BEFORE allocation if it is too large."""
+        size = 1
+        for d in shape:
+            size *= int(d)
+        if size >= INT_LIMIT:
+            raise ValueError(f"{op}: {name} would have {size} elements (shape {tuple(shape)}); "
+                             "the kernels index with int32 (fewer than 2^31): use a smaller "
+                             "batch")
+        return self.xp.empty(tuple(shape), dtype=dtype)
+
     def _check_kind(self, op: str, a) -> None:
         if not isinstance(a, self.xp.ndarray):
             raise ValueError(
@@ -133,8 +144,7 @@ class KernelOps:
         self._check_kind(op, x)
         N, C, H, W = x.shape
         OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
-        cols = self.xp.empty((C * kh * kw, N * OH * OW), dtype=np.float32)
-        _check_array(op, "cols", cols, 2)
+        cols = self._new(op, "cols", (C * kh * kw, N * OH * OW))
         i32 = np.int32
         self.launch("im2col.cu", "im2col_kernel", cols.size,
                     (x, cols, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride),
@@ -149,7 +159,7 @@ class KernelOps:
         self._check_kind(op, cols)
         OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
         _check_shape(op, "cols", cols, (C * kh * kw, N * OH * OW))
-        dx = self.xp.empty((N, C, H, W), dtype=np.float32)
+        dx = self._new(op, "dx", (N, C, H, W))
         i32 = np.int32
         self.launch("im2col.cu", "col2im_kernel", dx.size,
                     (cols, dx, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride),
@@ -198,8 +208,8 @@ class KernelOps:
         self._check_kind(op, x)
         N, C, H, W = x.shape
         OH, OW = _pool_geometry(op, H, W, size, stride)
-        out = self.xp.empty((N, C, OH, OW), dtype=np.float32)
-        argmax = self.xp.empty((N, C, OH, OW), dtype=np.int32)
+        out = self._new(op, "out", (N, C, OH, OW))
+        argmax = self._new(op, "argmax", (N, C, OH, OW), np.int32)
         i32 = np.int32
         self.launch("maxpool.cu", "maxpool_forward_kernel", out.size,
             (x, out, argmax, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
@@ -218,7 +228,7 @@ class KernelOps:
         OH, OW = _pool_geometry(op, H, W, size, stride)
         _check_shape(op, "dout", dout, (N, C, OH, OW))
         _check_shape(op, "argmax", argmax, (N, C, OH, OW))
-        dx = self.xp.empty((N, C, H, W), dtype=np.float32)
+        dx = self._new(op, "dx", (N, C, H, W))
         i32 = np.int32
         self.launch("maxpool.cu", "maxpool_backward_kernel", dx.size,
             (dout, argmax, dx, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
@@ -232,10 +242,7 @@ class KernelOps:
                        row_offset: int = 0, unit_offset: int = 0):
         """Uniform float32 (rows, units), equal bit for bit to tinyalex.noise.philox_uniform."""
         check_counter(rows, units, step, layer, row_offset, unit_offset)
-        if rows * units >= INT_LIMIT:
-            raise ValueError(f"philox_uniform: {rows} x {units} numbers; the kernels index "
-                             "with int32")
-        out = self.xp.empty((rows, units), dtype=np.float32)
+        out = self._new("philox_uniform", "out", (rows, units))
         if out.size:
             key0, key1 = seed_key(seed)
             u32 = np.uint32
@@ -267,8 +274,7 @@ class KernelOps:
         _check_positive(op, crop_size=crop_size)
         if crop_size > S:
             raise ValueError(f"{op}: crop {crop_size} larger than the images' side {S}")
-        x = self.xp.empty((B, 3, crop_size, crop_size), dtype=np.float32)
-        _check_array(op, "x", x, 4)
+        x = self._new(op, "x", (B, 3, crop_size, crop_size))
         self.launch("augment.cu", "crop_kernel", x.size,
                     (images, mean, windows, lighting, x, np.int32(B), np.int32(S),
                      np.int32(crop_size)))
