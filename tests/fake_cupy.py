@@ -331,10 +331,11 @@ random = types.SimpleNamespace(
         _rng.standard_normal(size).astype(dtype)),
     randint=lambda low, high=None, size=None: asarray(_rng.integers(low, high, size)),
 )
-COMPUTE_TYPES: dict = {}
+COMPUTE_TYPES: dict = {}  # what set_compute_type was told, by dtype name
 _core = types.SimpleNamespace(
     set_compute_type=lambda dtype, compute_type: COMPUTE_TYPES.__setitem__(np.dtype(dtype).name,
-                                                                           compute_type))
+                                                                           compute_type),
+    _routines_linalg=types.SimpleNamespace(COMPUTE_TYPE_DEFAULT=1, COMPUTE_TYPE_TF32=7))
 
 
 def get_default_memory_pool():
@@ -354,3 +355,31 @@ def counting():
         yield result
     finally:
         result.reads, result.uploads = READS[0] - before[0], UPLOADS[0] - before[1]
+
+
+def main(argv=None) -> int:
+    """``python tests/fake_cupy.py SCRIPT [ARGS...]``: run a script with this fake as ``cupy``."""
+    import runpy
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print("usage: python tests/fake_cupy.py SCRIPT [ARGS...]", file=sys.stderr)
+        return 2
+    sys.modules["cupy"] = sys.modules[__name__]
+    sys.argv = argv
+    try:
+        runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # run as a file: import the module proper, then use its main
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import fake_cupy
+
+    raise SystemExit(fake_cupy.main())

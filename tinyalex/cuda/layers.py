@@ -54,8 +54,24 @@ __all__ = [
     "col2im", "conv_backward", "conv_forward", "conv_weight_grads", "dropout_backward",
     "dropout_forward", "im2col", "linear_backward", "linear_forward", "log_softmax",
     "lrn_backward", "lrn_forward", "maxpool_backward", "maxpool_forward", "relu_backward",
-    "relu_forward", "softmax", "softmax_cross_entropy",
+    "relu_forward", "set_tf32", "softmax", "softmax_cross_entropy",
 ]
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let cuBLAS round float32 inputs of every matrix product to TF32 (True) or not (False).
+
+    TF32 keeps float32's range but 10 bits of mantissa (about 3 decimal digits) inside the
+    tensor cores of Ampere and newer GPUs, for several times the float32 product rate; the
+    results differ from float32 in the fourth digit. A process-wide CuPy setting (like
+    PyTorch's ``torch.backends.cuda.matmul.allow_tf32``), off by default: call it where a
+    program starts, never on import. The kernels of kernels/*.cu are float32 either way.
+    """
+    import cupy
+    linalg = cupy._core._routines_linalg  # where CuPy keeps its compute types
+
+    compute_type = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
+    cupy._core.set_compute_type(np.float32, compute_type)
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
