@@ -42,7 +42,7 @@ def test_every_kernel_declares_its_block_size():
                              ("maxpool.cu", "maxpool_forward_kernel"),
                              ("maxpool.cu", "maxpool_backward_kernel"),
                              ("philox.cu", "philox_uniform_kernel"),
-                             ("augment.cu", "crop_kernel")]:
+                             ("augment.cu", "crop_kernel"), ("sgd.cu", "sgd_update_kernel")]:
         assert block_size(filename, kernel) == 256
 
 
@@ -205,6 +205,24 @@ def test_crop_kernel_rejects_bad_arguments(emulated):
         emulated.crop_batch(images, mean, 5, windows.astype(np.int64), lighting)
     with pytest.raises(ValueError, match="larger than"):
         emulated.crop_batch(images, mean, 9, windows, lighting)
+
+
+# ---- the SGD update ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weight_decay", [5e-4, 0.0], ids=["weights", "biases"])
+def test_sgd_kernel_equals_the_textbook_update_bit_for_bit(emulated, weight_decay):
+    from tinyalex.optim import sgd_update
+
+    w, v, g = rand(7, 3, 5, seed=20), rand(7, 3, 5, seed=21) * 0.01, rand(7, 3, 5, seed=22)
+    w_ref, v_ref = w.copy(), v.copy()
+    for lr in (0.01, 0.0037):  # two steps, the second at another rate
+        sgd_update(w_ref, v_ref, g, lr, 0.9, weight_decay)
+        emulated.sgd_update(w, v, g, lr, 0.9, weight_decay)
+    np.testing.assert_array_equal(w.view(np.uint32), w_ref.view(np.uint32))
+    np.testing.assert_array_equal(v.view(np.uint32), v_ref.view(np.uint32))
+    with pytest.raises(ValueError, match="shape"):
+        emulated.sgd_update(w, v, g[:3], 0.01, 0.9, 0.0)
 
 
 # ---- argument checks: before any launch ---------------------------------------------------------

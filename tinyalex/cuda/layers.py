@@ -11,6 +11,7 @@ Same function names, arguments and results as ``tinyalex.layers`` (the test
     ReLU, dropout, fc      the textbook's array code, which CuPy runs as its own elementwise
                            and cuBLAS kernels
     loss                   the textbook's arithmetic, with the label check moved off the GPU
+    SGD update             kernels/sgd.cu: one pass instead of six (``sgd_update``)
 
 The convolution is the textbook's arithmetic with im2col and col2im swapped for kernels: with
 the (C*KH*KW, N*OH*OW) column layout each group is ONE plain 2-d product for the output, one
@@ -54,7 +55,7 @@ __all__ = [
     "col2im", "conv_backward", "conv_forward", "conv_weight_grads", "dropout_backward",
     "dropout_forward", "im2col", "linear_backward", "linear_forward", "log_softmax",
     "lrn_backward", "lrn_forward", "maxpool_backward", "maxpool_forward", "relu_backward",
-    "relu_forward", "set_tf32", "softmax", "softmax_cross_entropy",
+    "relu_forward", "set_tf32", "sgd_update", "softmax", "softmax_cross_entropy",
 ]
 
 
@@ -72,6 +73,11 @@ def set_tf32(enabled: bool) -> None:
 
     compute_type = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
     cupy._core.set_compute_type(np.float32, compute_type)
+
+
+def sgd_update(w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
+    """Equals ``tinyalex.optim.sgd_update`` bit for bit, in one pass (kernels/sgd.cu): in place."""
+    ops.for_array(w).sgd_update(w, v, g, lr, momentum, weight_decay)
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):

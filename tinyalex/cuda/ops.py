@@ -12,6 +12,7 @@ functions on them:
     maxpool_backward(dout, argmax, x_shape, size, stride) -> dx            kernels/maxpool.cu
     philox_uniform(seed, step, layer, rows, units, ...)   -> u             kernels/philox.cu
     crop_batch(images, mean, crop, windows, lighting)     -> x             kernels/augment.cu
+    sgd_update(w, v, g, lr, momentum, weight_decay)       -> None (w, v)   kernels/sgd.cu
 
 with the layouts of ``tinyalex.layers`` (cols is (C*kh*kw, N*OH*OW)). Every method checks
 its arguments (float32 / int32, C-contiguous, shapes) and raises a clear ValueError *before*
@@ -19,7 +20,9 @@ a launch: CuPy checks nothing, and a wrong size passed to a kernel reads or writ
 does not own. Scalars go to the kernels as ``np.int32`` / ``np.float32``, the exact C types
 of the kernel parameters. Each launch uses the block size its kernel declares
 (``__launch_bounds__``, read by ``tinyalex.cuda.sources.block_size``) and one thread per
-output element. Outputs are new arrays of the input's kind; inputs are never modified.
+output element. Outputs are new arrays of the input's kind; inputs are never modified, except
+by ``sgd_update``, which updates the parameter and its velocity in place, as the textbook's
+update does.
 """
 
 from __future__ import annotations
@@ -279,6 +282,21 @@ class KernelOps:
                     (images, mean, windows, lighting, x, np.int32(B), np.int32(S),
                      np.int32(crop_size)))
         return x
+
+    # ---- the SGD update: kernels/sgd.cu -------------------------------------------------------
+
+    def sgd_update(self, w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
+        """tinyalex.optim.sgd_update in one pass, IN PLACE on w and v; bit for bit the same."""
+        op = "sgd_update"
+        for name, a in (("w", w), ("v", v), ("g", g)):
+            _check_array(op, name, a, w.ndim)
+            self._check_kind(op, a)
+            _check_shape(op, name, a, w.shape)
+        # The scalars as the textbook's float32 arithmetic sees them: NumPy turns a Python
+        # float into the array's float32, and weight_decay * lr is a Python product first.
+        f32 = np.float32
+        self.launch("sgd.cu", "sgd_update_kernel", w.size,
+                    (w, v, g, np.int32(w.size), f32(lr), f32(momentum), f32(weight_decay * lr)))
 
 
 def _load_emulated(filename: str):
