@@ -167,7 +167,12 @@ class Run:
         if resume is not None:
             self._restore(*resume)
         self.net.to(self.device)
-        self.opt.velocity = to_device(self.opt.velocity, self.device)
+        # The update's implementation follows the parameters to their device (on a GPU the
+        # CPU path's chunked update would launch hundreds of small kernels per parameter).
+        velocity = to_device(self.opt.velocity, self.device)
+        self.opt = SGD(self.net.params, self.opt.lr, self.hp["momentum"],
+                       self.hp["weight_decay"], impl=self.net.impl)
+        self.opt.velocity = velocity
 
     def _restore(self, arrays, meta):
         for name in self.net.params:
