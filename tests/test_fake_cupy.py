@@ -210,3 +210,15 @@ def test_train_on_the_gpu_equals_the_cpu_and_resumes_exactly(fake_cupy, tiny_fol
     for name, value in gpu["param"].items():
         np.testing.assert_array_equal(resumed["param"][name], value, err_msg=name)
 
+
+
+def test_train_runs_the_network_and_its_update_on_the_gpu_kernels(fake_cupy, tiny_folder,
+                                                                    tmp_path, monkeypatch):
+    from tinyalex import train
+    from tinyalex.cuda import layers as cuda_layers
+
+    monkeypatch.setenv("TINYALEX_CACHE", str(tmp_path / "cache"))
+    run = train.Run(train.parse_args(["--data", str(tiny_folder), "--device", "gpu"]))
+    assert run.net.impl == "cuda" and isinstance(run.net.params["fc6.w"], fake_cupy.ndarray)
+    assert run.opt._update is cuda_layers.sgd_update  # one kernel per parameter, not chunks
+    assert all(isinstance(v, fake_cupy.ndarray) for v in run.opt.velocity.values())
