@@ -55,8 +55,9 @@ def test_gpu_check_dry_run_reports_the_environment_and_the_plan():
     out = result.stdout
     assert f"python {sys.version.split()[0]}" in out and "tinyalex from" in out
     assert ("cupy: " in out and "would FAIL" in out) or "environment: ready" in out
-    assert "would run: timeout 200 " in out and "-m pytest -v -rs -p no:cacheprovider -m gpu" in out
-    assert "benchmarks/gpu.py --config paper --batch 128 --repeat 20" in out
+    assert "would run: timeout 170 " in out and "-m pytest -v -rs -p no:cacheprovider -m gpu" in out
+    assert "would run: timeout 120 " in out
+    assert "benchmarks/gpu.py --config paper --batch 128 --repeat 10" in out
     bad = run_check("--no-such-option")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown argument")
 
