@@ -222,3 +222,26 @@ def test_train_runs_the_network_and_its_update_on_the_gpu_kernels(fake_cupy, tin
     assert run.net.impl == "cuda" and isinstance(run.net.params["fc6.w"], fake_cupy.ndarray)
     assert run.opt._update is cuda_layers.sgd_update  # one kernel per parameter, not chunks
     assert all(isinstance(v, fake_cupy.ndarray) for v in run.opt.velocity.values())
+
+
+def test_a_nan_loss_on_the_gpu_stops_the_run_at_the_next_read(fake_cupy, tiny_folder, tmp_path,
+                                                              monkeypatch, capsys):
+    """The loss is read every few steps on a GPU; the message still names the exact batch."""
+    from tinyalex import checkpoint, train
+
+    monkeypatch.setenv("TINYALEX_CACHE", str(tmp_path / "cache"))
+    real_loss, calls = AlexNet.loss, []
+
+    def loss_that_explodes(self, x, labels, train=True):
+        loss, logits, dlogits = real_loss(self, x, labels, train)
+        calls.append(1)
+        return (loss * np.float32("nan") if len(calls) == 5 else loss), logits, dlogits
+
+    monkeypatch.setattr(AlexNet, "loss", loss_that_explodes)
+    out = tmp_path / "run"
+    assert train.main(["--data", str(tiny_folder), "--out", str(out), "--batch-size", "8",
+                       "--epochs", "2", "--no-progress", "--num-workers", "0",
+                       "--device", "gpu"]) == 1
+    assert "loss became nan at epoch 2, batch 2" in capsys.readouterr().err
+    _, meta = checkpoint.load(out / "last.npz")
+    assert meta["epoch"] == 1  # the last good checkpoint, not the NaN weights
