@@ -121,7 +121,14 @@ def test_the_network_draws_the_same_masks_everywhere():
         halves.append(dropout_masks(net, x[start:start + 3]))
     for name, mask in masks["textbook"].items():
         np.testing.assert_array_equal(np.concatenate([h[name] for h in halves]), mask)
-
+    # Two "towers", each holding half of fc6's and fc7's units (512 wide in the mini preset):
+    for start in (0, 256):
+        tower = AlexNet("mini", seed=4)
+        tower.unit_offset = start
+        for step in (s for s in tower.steps if s.kind == "dropout"):
+            u = tower.dropout_noise(step, np.zeros((6, 256), np.float32)).random((6, 256))
+            np.testing.assert_array_equal(np.where(u >= 0.5, 2, 0),
+                                          masks["textbook"][step.name][:, start:start + 256])
 
 def test_each_training_pass_advances_the_step_and_evaluation_does_not():
     net = AlexNet("mini", seed=0)

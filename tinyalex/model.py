@@ -238,11 +238,12 @@ class AlexNet:
 
     The only state besides ``params`` is what a backward pass needs: the layer caches of the
     most recent ``forward`` (replaced by every call), the outputs of each step of that call
-    in ``activations`` (for visualisation), and the two numbers the dropout masks are a
-    function of (with ``seed``, see ``tinyalex.noise``): ``dropout_step``, the number of
-    training forward passes so far (saved in checkpoints, so a resumed run draws the masks
-    the uninterrupted run drew), and ``sample_offset``, the global index of the first sample
-    of the batches this process sees (0 unless several processes share a batch).
+    in ``activations`` (for visualisation), and what the dropout masks are a function of
+    besides ``seed`` (see ``tinyalex.noise``): ``dropout_step``, the number of training
+    forward passes so far (saved in checkpoints, so a resumed run draws the masks the
+    uninterrupted run drew); ``sample_offset``, the global index of the first sample of the
+    batches this process sees, and ``unit_offset``, the global index of the first unit of the
+    dropped layers it holds (both 0 unless several processes share a batch or a layer).
     """
 
     def __init__(self, config: str | AlexNetConfig = "mini", num_classes: int | None = None,
@@ -256,6 +257,7 @@ class AlexNet:
         self.seed = int(seed)
         self.dropout_step = 0  # the step number of the next training pass's dropout masks
         self.sample_offset = 0  # global index of this process's first sample in each batch
+        self.unit_offset = 0  # global index of this process's first unit of fc6 / fc7
         self.activations: dict = {}
         self._caches: list | None = None
         self._impl_request = impl
@@ -319,7 +321,8 @@ class AlexNet:
 
             kernels = ops.for_array(x)
         return DropoutNoise(self.seed, self.dropout_step, int(step.name.removeprefix("drop")),
-                            row_offset=self.sample_offset, kernels=kernels)
+                            row_offset=self.sample_offset, unit_offset=self.unit_offset,
+                            kernels=kernels)
 
     def step_backward(self, step: Step, dout, cache, input_grad: bool = True):
         """(dx, {parameter name: gradient}) of one step, from the gradient of its output.
