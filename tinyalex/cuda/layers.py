@@ -43,8 +43,8 @@ from tinyalex.layers._checks import (
     check_same_shape,
 )
 
-# ReLU, dropout, the fully connected layers and the loss are the textbook's code: on CuPy
-# arrays each is a CuPy elementwise kernel or a cuBLAS product already.
+# ReLU, dropout and the fully connected layers are the textbook's code: on CuPy arrays each
+# is a CuPy elementwise kernel or a cuBLAS product already.
 from tinyalex.layers.activation import relu_backward, relu_forward
 from tinyalex.layers.conv import conv_output_size
 from tinyalex.layers.dropout import dropout_backward, dropout_forward
