@@ -20,7 +20,7 @@ from kernel_cases import (
     rand,
 )
 
-from tinyalex import layers
+from tinyalex import data, layers
 from tinyalex.cuda import layers as cuda_layers
 from tinyalex.cuda import ops as kernel_module
 from tinyalex.cuda.sources import block_size
@@ -40,7 +40,9 @@ def test_every_kernel_declares_its_block_size():
     for filename, kernel in [("im2col.cu", "im2col_kernel"), ("im2col.cu", "col2im_kernel"),
                              ("lrn.cu", "lrn_forward_kernel"), ("lrn.cu", "lrn_backward_kernel"),
                              ("maxpool.cu", "maxpool_forward_kernel"),
-                             ("maxpool.cu", "maxpool_backward_kernel")]:
+                             ("maxpool.cu", "maxpool_backward_kernel"),
+                             ("philox.cu", "philox_uniform_kernel"),
+                             ("augment.cu", "crop_kernel"), ("sgd.cu", "sgd_update_kernel")]:
         assert block_size(filename, kernel) == 256
 
 
@@ -161,6 +163,68 @@ def test_maxpool_layer_through_kernels():
     np.testing.assert_allclose(cuda_layers.maxpool_backward(dout, cache), dx_ref, **BWD)
 
 
+# ---- training crops ------------------------------------------------------------------------------
+
+
+def crop_kernel_inputs(parts):
+    """The crop kernel's arguments from a loader's BatchParts (what tinyalex.cuda.staging sends)."""
+    windows = np.stack([parts.top, parts.left, parts.flip], axis=1).astype(np.int32)  # (B, 3)
+    lighting = parts.lighting if parts.lighting is not None else np.zeros((len(windows), 3),
+                                                                          np.float32)
+    return windows, lighting
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_crop_kernel_equals_the_loader_bit_for_bit(emulated, train):
+    """Random windows, flips and PCA lighting (train) or centre crops (eval), odd sizes."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (23, 15, 15, 3), dtype=np.uint8)
+    image_set = data.ImageSet(images, rng.integers(0, 4, 23), ["a", "b", "c", "d"])
+    stats = data.compute_stats(image_set)
+    loader = data.BatchLoader(image_set, 6, 11, stats, train=train, seed=3)
+    flips = 0
+    for i in range(len(loader)):  # 4 batches, the last one short
+        x_ref, y_ref = loader.batch(i)
+        parts = loader.parts(i)
+        np.testing.assert_array_equal(parts.labels, y_ref)
+        x = emulated.crop_batch(parts.images, stats["mean"], 11, *crop_kernel_inputs(parts))
+        assert x.shape == x_ref.shape and x.dtype == np.float32
+        np.testing.assert_array_equal(x.view(np.uint32), x_ref.view(np.uint32))
+        flips += int(parts.flip.sum())
+    assert (flips > 0) == train and ((loader.parts(0).lighting is not None) == train)
+
+
+def test_crop_kernel_rejects_bad_arguments(emulated):
+    images, mean = np.zeros((2, 8, 8, 3), np.uint8), np.zeros((3, 8, 8), np.float32)
+    windows, lighting = np.zeros((2, 3), np.int32), np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="uint8"):
+        emulated.crop_batch(images.astype(np.float32), mean, 5, windows, lighting)
+    with pytest.raises(ValueError, match="mean must have shape"):
+        emulated.crop_batch(images, np.zeros((3, 7, 8), np.float32), 5, windows, lighting)
+    with pytest.raises(ValueError, match="int32"):
+        emulated.crop_batch(images, mean, 5, windows.astype(np.int64), lighting)
+    with pytest.raises(ValueError, match="larger than"):
+        emulated.crop_batch(images, mean, 9, windows, lighting)
+
+
+# ---- the SGD update ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weight_decay", [5e-4, 0.0], ids=["weights", "biases"])
+def test_sgd_kernel_equals_the_textbook_update_bit_for_bit(emulated, weight_decay):
+    from tinyalex.optim import sgd_update
+
+    w, v, g = rand(7, 3, 5, seed=20), rand(7, 3, 5, seed=21) * 0.01, rand(7, 3, 5, seed=22)
+    w_ref, v_ref = w.copy(), v.copy()
+    for lr in (0.01, 0.0037):  # two steps, the second at another rate
+        sgd_update(w_ref, v_ref, g, lr, 0.9, weight_decay)
+        emulated.sgd_update(w, v, g, lr, 0.9, weight_decay)
+    np.testing.assert_array_equal(w.view(np.uint32), w_ref.view(np.uint32))
+    np.testing.assert_array_equal(v.view(np.uint32), v_ref.view(np.uint32))
+    with pytest.raises(ValueError, match="shape"):
+        emulated.sgd_update(w, v, g[:3], 0.01, 0.9, 0.0)
+
+
 # ---- argument checks: before any launch ---------------------------------------------------------
 
 
@@ -187,6 +251,15 @@ def test_ops_reject_bad_arguments(emulated):
         emulated.lrn_backward(x, x, x, x[:1], 5, 1e-4, 0.75)
     with pytest.raises(ValueError, match="must be an array"):
         emulated.im2col([[1.0]], 1, 1, 1, 0)
+
+
+def test_outputs_of_2_31_elements_are_refused_before_allocation(emulated):
+    """The kernels index with int: 2^31 elements or more is a clear error, and no 8 GiB array."""
+    x = np.zeros((1, 1, 1480, 1480), np.float32)  # 8.8 MB; its 32x32 columns: 2.15e9 floats
+    with pytest.raises(ValueError, match="cols would have 2149991424 elements"):
+        emulated.im2col(x, 32, 32, 1, 0)
+    with pytest.raises(ValueError, match="fewer than 2"):
+        emulated.philox_uniform(0, 0, 6, 2**16, 2**15)
 
 
 def test_ops_do_not_modify_inputs(emulated):

@@ -15,7 +15,8 @@ KERNEL_FILES = [path.name for path in kernel_files()]
 
 
 def test_the_kernel_files_are_there():
-    assert {"im2col.cu", "lrn.cu", "maxpool.cu"} <= set(KERNEL_FILES)
+    expected = {"augment.cu", "im2col.cu", "lrn.cu", "maxpool.cu", "philox.cu", "sgd.cu"}
+    assert expected <= set(KERNEL_FILES)
 
 
 @pytest.mark.parametrize("arch", nvrtc.ARCHES)
@@ -25,6 +26,15 @@ def test_kernel_compiles_with_nvrtc(filename, arch):
     cubin, log = nvrtc.compile_source(source, filename, nvrtc.cupy_options(arch))
     assert log == "", f"{filename} for {arch}: NVRTC says\n{log}"
     assert cubin[:4] == b"\x7fELF"  # a real cubin for that architecture
+
+
+@pytest.mark.parametrize("filename", ["augment.cu", "sgd.cu"])
+def test_bit_exact_kernels_compile_without_fused_multiply_adds(filename):
+    """These two promise NumPy's float32 results bit for bit: no FMA may merge two roundings."""
+    ptx, _ = nvrtc.compile_source(kernel_source(filename), filename,
+                                  ("-ftz=true", "-arch=compute_80"))
+    text = ptx.decode()
+    assert ".f32" in text and "fma" not in text
 
 
 def test_every_kernel_file_has_a_header_and_extern_c_kernels():

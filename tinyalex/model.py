@@ -28,6 +28,7 @@ import numpy as np
 
 from tinyalex import layers
 from tinyalex.backend import implementation, is_gpu_array, resolve_impl, to_device
+from tinyalex.noise import DropoutNoise
 
 
 @dataclass(frozen=True)
@@ -237,8 +238,12 @@ class AlexNet:
 
     The only state besides ``params`` is what a backward pass needs: the layer caches of the
     most recent ``forward`` (replaced by every call), the outputs of each step of that call
-    in ``activations`` (for visualisation), and ``rng``, the generator of the dropout masks
-    (saved in checkpoints so a resumed run draws the same masks).
+    in ``activations`` (for visualisation), and what the dropout masks are a function of
+    besides ``seed`` (see ``tinyalex.noise``): ``dropout_step``, the number of training
+    forward passes so far (saved in checkpoints, so a resumed run draws the masks the
+    uninterrupted run drew); ``sample_offset``, the global index of the first sample of the
+    batches this process sees, and ``unit_offset``, the global index of the first unit of the
+    dropped layers it holds (both 0 unless several processes share a batch or a layer).
     """
 
     def __init__(self, config: str | AlexNetConfig = "mini", num_classes: int | None = None,
@@ -249,7 +254,10 @@ class AlexNet:
         self.config = config
         self.steps = build_steps(config)
         self.params = init_params(config, seed=seed, dtype=dtype)
-        self.rng = np.random.default_rng([seed, 1])  # dropout masks; separate from the init
+        self.seed = int(seed)
+        self.dropout_step = 0  # the step number of the next training pass's dropout masks
+        self.sample_offset = 0  # global index of this process's first sample in each batch
+        self.unit_offset = 0  # global index of this process's first unit of fc6 / fc7
         self.activations: dict = {}
         self._caches: list | None = None
         self._impl_request = impl
@@ -294,10 +302,27 @@ class AlexNet:
         if step.kind == "pool":
             return L.maxpool_forward(x, **step.options)
         if step.kind == "dropout":
-            return L.dropout_forward(x, train=train, rng=self.rng, **step.options)
+            rng = self.dropout_noise(step, x) if train else None
+            return L.dropout_forward(x, train=train, rng=rng, **step.options)
         if step.kind == "fc":
             return L.linear_forward(x, p[f"{step.name}.w"], p[f"{step.name}.b"])
         raise AssertionError(step.kind)
+
+    def dropout_noise(self, step: Step, x) -> DropoutNoise:
+        """The uniform numbers of one dropout step (drop6, drop7) in this training pass.
+
+        A pure function of (seed, dropout_step, the layer's number, sample, unit): see
+        ``tinyalex.noise``. For CUDA arrays (and ``impl="cuda"``) kernels/philox.cu computes
+        them where x lives, otherwise NumPy does: the same numbers either way.
+        """
+        kernels = None
+        if self.impl == "cuda" or is_gpu_array(x):
+            from tinyalex.cuda import ops
+
+            kernels = ops.for_array(x)
+        return DropoutNoise(self.seed, self.dropout_step, int(step.name.removeprefix("drop")),
+                            row_offset=self.sample_offset, unit_offset=self.unit_offset,
+                            kernels=kernels)
 
     def step_backward(self, step: Step, dout, cache, input_grad: bool = True):
         """(dx, {parameter name: gradient}) of one step, from the gradient of its output.
@@ -320,7 +345,8 @@ class AlexNet:
     def forward(self, x, train: bool = False, keep_activations: bool = False):
         """Logits (N, num_classes) for images x (N, C, input_size, input_size).
 
-        train: dropout on. keep_activations: also store each step's output in
+        train: dropout on, with the masks of training step ``dropout_step``, which the pass
+        then advances by one. keep_activations: also store each step's output in
         ``self.activations`` (for feature maps and fc7 retrieval). The caches of the pass
         are kept for ``backward`` either way (and freed by the next forward).
         """
@@ -341,6 +367,7 @@ class AlexNet:
             if keep_activations:
                 self.activations[step.name] = x
         self._caches = caches
+        self.dropout_step += bool(train)
         return x
 
     def backward(self, dlogits, input_grad: bool = False) -> dict:

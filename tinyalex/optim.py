@@ -46,8 +46,9 @@ class SGD:
     velocity: a dict with the same keys as the parameters (zeros at the start), on the same
     device. ``lr`` may be changed between steps (the schedules below do). ``impl``: the
     implementation of the update, as for ``AlexNet``: "textbook" is ``sgd_update`` above,
-    "fast" its chunked twin ``tinyalex.fast.sgd_update``; "auto" is "fast" for NumPy
-    parameters, "textbook" otherwise ("cuda" runs the textbook update on CuPy arrays).
+    "fast" its chunked twin ``tinyalex.fast.sgd_update``, "cuda" the one-pass kernel
+    ``tinyalex.cuda.layers.sgd_update`` (bit for bit this update); "auto" is "fast" for NumPy
+    parameters and "cuda" for CuPy float32 ones.
     """
 
     def __init__(self, params: dict, lr: float = 0.01, momentum: float = 0.9,
@@ -56,8 +57,11 @@ class SGD:
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
         self.velocity = {name: get_array_module(p).zeros_like(p) for name, p in params.items()}
-        if resolve_impl(impl, next(iter(params.values()))) == "fast":
+        resolved = resolve_impl(impl, next(iter(params.values())))
+        if resolved == "fast":
             from tinyalex.fast import sgd_update as update
+        elif resolved == "cuda":
+            from tinyalex.cuda.layers import sgd_update as update
         else:
             update = sgd_update
         self._update = update

@@ -10,7 +10,7 @@ bar, then validation top-1/top-5 on centre crops. The run folder gets ``metrics.
 top-1), written atomically. Ctrl-C stops after the current step and saves ``last.npz``
 including the position inside the epoch; ``--resume`` then continues as if never stopped:
 the weights are bit-identical to an uninterrupted run's (batches depend only on the seed and
-the epoch, and the dropout generator's state is saved).
+the epoch, and the dropout masks on the seed and the step counter, which is saved).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ import time
 from pathlib import Path
 
 from tinyalex import checkpoint, cli, data
-from tinyalex.backend import resolve_device, to_device, to_numpy
-from tinyalex.evaluate import evaluate, topk_correct
+from tinyalex.backend import resolve_device, to_device
+from tinyalex.cuda import staging
+from tinyalex.evaluate import evaluate
 from tinyalex.model import PRESETS, AlexNet, AlexNetConfig
 from tinyalex.optim import SGD, ReduceOnPlateau, StepSchedule
 
@@ -166,7 +167,12 @@ class Run:
         if resume is not None:
             self._restore(*resume)
         self.net.to(self.device)
-        self.opt.velocity = to_device(self.opt.velocity, self.device)
+        # The update's implementation follows the parameters to their device (on a GPU the
+        # CPU path's chunked update would launch hundreds of small kernels per parameter).
+        velocity = to_device(self.opt.velocity, self.device)
+        self.opt = SGD(self.net.params, self.opt.lr, self.hp["momentum"],
+                       self.hp["weight_decay"], impl=self.net.impl)
+        self.opt.velocity = velocity
 
     def _restore(self, arrays, meta):
         for name in self.net.params:
@@ -177,7 +183,10 @@ class Run:
             self.net.params[name] = arrays["param"][name]
         self.opt.load_state_dict(meta["optimizer"], arrays["velocity"])
         self.schedule.load_state_dict(meta["schedule"])
-        self.net.rng.bit_generator.state = meta["dropout_rng"]
+        # The dropout masks are a function of the step counter (tinyalex.noise); a checkpoint
+        # from before it existed continues with the number of steps trained.
+        self.net.dropout_step = meta.get("dropout_step", meta["epoch"] * len(self.loader(0))
+                                         + meta["batch"])
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.sums = meta["sums"]
         self.history = meta["history"]
@@ -189,7 +198,7 @@ class Run:
             "data": self.data_spec, "seed": self.seed, "hyper": self.hp,
             "epoch": self.epoch, "batch": self.batch, "sums": self.sums,
             "optimizer": self.opt.state_dict(), "schedule": self.schedule.state_dict(),
-            "dropout_rng": self.net.rng.bit_generator.state,
+            "dropout_step": self.net.dropout_step,
             "history": self.history, "best_top1": self.best_top1,
         }
         checkpoint.save(path, {"param": self.net.params, "velocity": self.opt.velocity,
@@ -203,17 +212,23 @@ class Run:
             num_workers=self.args.num_workers)
 
     def train_step(self, x, y):
-        """One SGD step on a batch; returns (loss, correct top-1 count)."""
-        x, y_dev = to_device(x, self.device), to_device(y, self.device)
-        loss, logits, dlogits = self.net.loss(x, y_dev, train=True)
-        loss = float(loss)
+        """One SGD step on a batch; returns (loss, correct top-1 count) as 0-d arrays. On the
+        GPU nothing is read back (staging.Tally reads them every few steps); the CPU checks
+        the loss before the update."""
+        x, y = to_device(x, self.device), to_device(y, self.device)  # staged: already there
+        loss, logits, dlogits = self.net.loss(x, y, train=True)
+        if self.device == "cpu":
+            self.check_loss(float(loss), self.batch + 1)
+        self.opt.step(self.net.params, self.net.backward(dlogits))
+        return loss, (logits.argmax(axis=1) == y).sum()
+
+    def check_loss(self, loss: float, batch: int) -> None:
+        """NonFiniteLoss when batch ``batch`` of this epoch had a NaN or infinite loss."""
         if not math.isfinite(loss):
             raise NonFiniteLoss(
-                f"the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1} "
-                f"(learning rate {self.opt.lr:g}); the weights were not updated and the last "
-                "good checkpoint is kept: try a smaller --lr")
-        self.opt.step(self.net.params, self.net.backward(dlogits))
-        return loss, topk_correct(to_numpy(logits), y, 1)
+                f"the loss became {loss} at epoch {self.epoch + 1}, batch {batch} (learning "
+                f"rate {self.opt.lr:g}); the run stops and the last good checkpoint is kept: "
+                "try a smaller --lr")
 
 
 def data_spec(spec) -> str:
@@ -305,21 +320,22 @@ def main(argv=None) -> int:
             bar = progress_bar(len(loader), run.batch, f"epoch {run.epoch + 1}/{hp['epochs']}",
                                args.progress)
             tick, images = time.perf_counter(), 0
+            tally = staging.Tally(run.sums, run.check_loss)  # GPU: read every few steps
             try:
-                for x, y in loader.iterate(start=run.batch):
+                for x, y in staging.batches(loader, run.batch, run.device, len(run.classes)):
                     loss, correct = run.train_step(x, y)
                     run.batch += 1
-                    run.sums["loss"] += loss * len(y)
-                    run.sums["correct"] += correct
-                    run.sums["seen"] += len(y)
                     images += len(y)
-                    rate = images / max(time.perf_counter() - tick, 1e-9)
-                    bar.set_postfix(loss=f"{run.sums['loss'] / run.sums['seen']:.3f}",
-                                    acc=f"{run.sums['correct'] / run.sums['seen']:.3f}",
-                                    lr=f"{run.opt.lr:.0e}", img_s=f"{rate:.0f}", refresh=False)
+                    if tally.add(loss, correct, len(y), run.batch):  # run.sums are current
+                        rate = images / max(time.perf_counter() - tick, 1e-9)
+                        bar.set_postfix(loss=f"{run.sums['loss'] / run.sums['seen']:.3f}",
+                                        acc=f"{run.sums['correct'] / run.sums['seen']:.3f}",
+                                        lr=f"{run.opt.lr:.0e}", img_s=f"{rate:.0f}",
+                                        refresh=False)
                     bar.update(1)
                     if stop.requested:
                         break
+                tally.read()
             except NonFiniteLoss as e:
                 bar.close()
                 print(f"error: {e}", file=sys.stderr)

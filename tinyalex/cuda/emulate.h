@@ -89,6 +89,11 @@ inline float __logf(float x) { return std::log(x); }
 inline float __powf(float x, float y) { return std::pow(x, y); }
 inline float __fdividef(float x, float y) { return x / y; }
 inline float __saturatef(float x) { return std::fmin(std::fmax(x, 0.0f), 1.0f); }
+// Round-to-nearest arithmetic that the compiler may not contract into an FMA. g++ for x86-64
+// does not contract anyway (no FMA instructions without -mfma), so plain operators suffice.
+inline float __fadd_rn(float x, float y) { return x + y; }
+inline float __fsub_rn(float x, float y) { return x - y; }
+inline float __fmul_rn(float x, float y) { return x * y; }
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, sizeof f); return f; }
 inline int __float_as_int(float f) { int i; std::memcpy(&i, &f, sizeof i); return i; }
 template <class T> inline T __ldg(const T* p) { return *p; }  // read-only cache load

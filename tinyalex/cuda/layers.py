@@ -7,8 +7,11 @@ Same function names, arguments and results as ``tinyalex.layers`` (the test
     LRN forward/backward   kernels/lrn.cu
     max-pool fwd/backward  kernels/maxpool.cu
     matrix products        cuBLAS through CuPy (``xp.matmul``); NumPy's BLAS on the emulator
+    dropout's numbers      kernels/philox.cu (chosen by the model: see tinyalex.noise)
     ReLU, tanh, dropout,   the textbook's array code, which CuPy runs as its own elementwise
-    fc, loss               and cuBLAS kernels
+    fc                     and cuBLAS kernels
+    loss                   the textbook's arithmetic, with the label check moved off the GPU
+    SGD update             kernels/sgd.cu: one pass instead of six (``sgd_update``)
 
 The convolution is the textbook's arithmetic with im2col and col2im swapped for kernels: with
 the (C*KH*KW, N*OH*OW) column layout each group is ONE plain 2-d product for the output, one
@@ -16,11 +19,21 @@ for the weight gradient and one for the input gradient, over the whole batch -- 
 cuBLAS runs fastest. On NumPy arrays (``impl="cuda"`` on a CPU, or ``TINYALEX_KERNELS=emulate``)
 the kernels run through ``tinyalex.cuda.emulator``: slow, but the very same CUDA source, so a
 laptop can check and step through what a GPU runs.
+
+Memory traffic per convolution beyond the products, on a GPU: im2col writes the columns once;
+the forward writes the product kernel-axis first, (F, N*OH*OW), and ONE elementwise pass adds
+the bias while it transposes that into the network's (N, F, OH, OW); the backward makes ONE
+transposed copy of dout, (F, N*OH*OW), which serves the bias gradient (a row sum of
+contiguous rows) and both products. cuBLAS reads transposed operands (``.T`` views) in place,
+without copies. Nothing here reads a value back to the host: a training step on a GPU only
+queues work (see tinyalex.cuda.staging for the batches and the running loss).
 """
 
 from __future__ import annotations
 
-from tinyalex.backend import get_array_module
+import numpy as np
+
+from tinyalex.backend import get_array_module, is_gpu_array
 from tinyalex.cuda import ops
 from tinyalex.layers._checks import (
     check_array,
@@ -30,20 +43,42 @@ from tinyalex.layers._checks import (
     check_same_shape,
 )
 
-# ReLU, tanh, dropout, the fully connected layers and the loss are the textbook's code: on CuPy
-# arrays each is a CuPy elementwise kernel or a cuBLAS product already.
+# ReLU, tanh, dropout and the fully connected layers are the textbook's code: on CuPy arrays
+# each is a CuPy elementwise kernel or a cuBLAS product already.
 from tinyalex.layers.activation import relu_backward, relu_forward, tanh_backward, tanh_forward
 from tinyalex.layers.conv import conv_output_size
 from tinyalex.layers.dropout import dropout_backward, dropout_forward
 from tinyalex.layers.linear import linear_backward, linear_forward
-from tinyalex.layers.loss import log_softmax, softmax, softmax_cross_entropy
+from tinyalex.layers.loss import log_softmax, softmax
 
 __all__ = [
     "col2im", "conv_backward", "conv_forward", "conv_weight_grads", "dropout_backward",
     "dropout_forward", "im2col", "linear_backward", "linear_forward", "log_softmax",
     "lrn_backward", "lrn_forward", "maxpool_backward", "maxpool_forward", "relu_backward",
-    "relu_forward", "softmax", "softmax_cross_entropy", "tanh_backward", "tanh_forward",
+    "relu_forward", "set_tf32", "sgd_update", "softmax", "softmax_cross_entropy",
+    "tanh_backward", "tanh_forward",
 ]
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let cuBLAS round float32 inputs of every matrix product to TF32 (True) or not (False).
+
+    TF32 keeps float32's range but 10 bits of mantissa (about 3 decimal digits) inside the
+    tensor cores of Ampere and newer GPUs, for several times the float32 product rate; the
+    results differ from float32 in the fourth digit. A process-wide CuPy setting (like
+    PyTorch's ``torch.backends.cuda.matmul.allow_tf32``), off by default: call it where a
+    program starts, never on import. The kernels of kernels/*.cu are float32 either way.
+    """
+    import cupy
+    linalg = cupy._core._routines_linalg  # where CuPy keeps its compute types
+
+    compute_type = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
+    cupy._core.set_compute_type(np.float32, compute_type)
+
+
+def sgd_update(w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
+    """Equals ``tinyalex.optim.sgd_update`` bit for bit, in one pass (kernels/sgd.cu): in place."""
+    ops.for_array(w).sgd_update(w, v, g, lr, momentum, weight_decay)
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
@@ -69,8 +104,10 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     out_t = xp.empty((F, N * OH * OW), dtype=x.dtype)  # the output, kernel axis first
     for g in range(G):  # one (F/G, K) @ (K, N*OH*OW) product per group
         xp.matmul(w_rows[g], cols[g * K : (g + 1) * K], out=out_t[g * F // G : (g + 1) * F // G])
-    out = out_t.reshape(F, N, OH, OW).transpose(1, 0, 2, 3) + b.reshape(1, F, 1, 1)
-    return xp.ascontiguousarray(out), (x.shape, w, cols, stride, pad, groups)
+    out = xp.empty((N, F, OH, OW), dtype=x.dtype)
+    # One pass: read (F, N, OH, OW) in place as (N, F, OH, OW), add the bias, write NCHW.
+    xp.add(out_t.reshape(F, N, OH, OW).transpose(1, 0, 2, 3), b.reshape(1, F, 1, 1), out=out)
+    return out, (x.shape, w, cols, stride, pad, groups)
 
 
 def _conv_grads(dout, cache, need_dx: bool):
@@ -81,8 +118,8 @@ def _conv_grads(dout, cache, need_dx: bool):
     OH, OW = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
     check_same_shape("conv_backward", "dout", dout, (N, F, OH, OW))
     xp = get_array_module(dout)
-    db = dout.sum(axis=(0, 2, 3))
     dout_t = xp.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(F, -1)  # (F, N*P)
+    db = dout_t.sum(axis=1)  # (F,): a sum along contiguous rows
     w_rows = w.reshape(G, F // G, K)
     dw = xp.empty((G, F // G, K), dtype=w.dtype)
     dcols = xp.empty((G * K, dout_t.shape[1]), dtype=dout.dtype) if need_dx else None
@@ -134,3 +171,43 @@ def maxpool_backward(dout, cache):
     check_same_shape("maxpool_backward", "dout", dout, argmax.shape)
     return ops.for_array(dout).maxpool_backward(dout, argmax, x_shape, size, stride)
 
+
+
+def softmax_cross_entropy(logits, labels):
+    """Equals ``tinyalex.layers.softmax_cross_entropy`` (loss, dlogits), without a GPU read-back.
+
+    The textbook checks the labels' range by reading their minimum and maximum, which on a
+    GPU waits for every queued kernel. Here labels given as a NumPy array are checked on the
+    host (the same one-line ValueError), then copied; labels already on the GPU are checked
+    there without a read: an out-of-range label makes the loss NaN, which the training loop
+    reports (``tinyalex.cuda.staging`` checks its labels on the host before the copy).
+    The arithmetic is the textbook's.
+    """
+    layer = "softmax_cross_entropy"
+    check_array(layer, "logits", logits, 2)
+    xp = get_array_module(logits)
+    N, classes = logits.shape
+    labels = labels if hasattr(labels, "dtype") else np.asarray(labels)
+    if tuple(labels.shape) != (N,):
+        raise ValueError(f"{layer}: labels must have shape ({N},) to match logits "
+                         f"{tuple(logits.shape)}, got {tuple(labels.shape)}")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{layer}: labels must be integers (class indices), got {labels.dtype}")
+    out_of_range = None
+    if not is_gpu_array(labels):  # on the host: check now, then copy
+        if N and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise ValueError(f"{layer}: labels must be in [0, {classes}) for {classes} classes, "
+                             f"got values from {int(labels.min())} to {int(labels.max())}")
+        labels = xp.asarray(labels)
+    else:  # on the GPU: a 0-d flag, never read here
+        out_of_range = ((labels < 0) | (labels >= classes)).any()
+        labels = labels.clip(0, classes - 1)  # so that indexing stays inside logits
+    log_probs = log_softmax(logits)
+    rows = xp.arange(N)
+    loss = -log_probs[rows, labels].mean()
+    if out_of_range is not None:
+        loss = xp.where(out_of_range, loss.dtype.type(np.nan), loss)
+    dlogits = xp.exp(log_probs)
+    dlogits[rows, labels] -= 1
+    dlogits /= N
+    return loss, dlogits

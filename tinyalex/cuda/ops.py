@@ -10,6 +10,9 @@ functions on them:
     lrn_backward(dout, x, out, scale, n, alpha, beta)     -> dx            kernels/lrn.cu
     maxpool_forward(x, size, stride)                      -> (out, argmax) kernels/maxpool.cu
     maxpool_backward(dout, argmax, x_shape, size, stride) -> dx            kernels/maxpool.cu
+    philox_uniform(seed, step, layer, rows, units, ...)   -> u             kernels/philox.cu
+    crop_batch(images, mean, crop, windows, lighting)     -> x             kernels/augment.cu
+    sgd_update(w, v, g, lr, momentum, weight_decay)       -> None (w, v)   kernels/sgd.cu
 
 with the layouts of ``tinyalex.layers`` (cols is (C*kh*kw, N*OH*OW)). Every method checks
 its arguments (float32 / int32, C-contiguous, shapes) and raises a clear ValueError *before*
@@ -17,7 +20,9 @@ a launch: CuPy checks nothing, and a wrong size passed to a kernel reads or writ
 does not own. Scalars go to the kernels as ``np.int32`` / ``np.float32``, the exact C types
 of the kernel parameters. Each launch uses the block size its kernel declares
 (``__launch_bounds__``, read by ``tinyalex.cuda.sources.block_size``) and one thread per
-output element. Outputs are new arrays of the input's kind; inputs are never modified.
+output element. Outputs are new arrays of the input's kind; inputs are never modified, except
+by ``sgd_update``, which updates the parameter and its velocity in place, as the textbook's
+update does.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tinyalex.cuda.sources import block_size, kernel_dir, kernel_source
 from tinyalex.layers._checks import check_lrn_args, check_odd_window
 from tinyalex.layers.conv import conv_output_size
 from tinyalex.layers.pool import pool_output_size
+from tinyalex.noise import check_counter, seed_key
 
 INT_LIMIT = 2**31  # the kernels index with int: every array must hold fewer elements
 
@@ -114,6 +120,17 @@ class KernelOps:
         kernel = self._load(filename).get_function(name)
         kernel(((count + threads - 1) // threads,), (threads,), args)
 
+    def _new(self, op: str, name: str, shape, dtype=np.float32):
+        """A fresh output array of this side, refused BEFORE allocation if it is too large."""
+        size = 1
+        for d in shape:
+            size *= int(d)
+        if size >= INT_LIMIT:
+            raise ValueError(f"{op}: {name} would have {size} elements (shape {tuple(shape)}); "
+                             "the kernels index with int32 (fewer than 2^31): use a smaller "
+                             "batch")
+        return self.xp.empty(tuple(shape), dtype=dtype)
+
     def _check_kind(self, op: str, a) -> None:
         if not isinstance(a, self.xp.ndarray):
             raise ValueError(
@@ -130,8 +147,7 @@ class KernelOps:
         self._check_kind(op, x)
         N, C, H, W = x.shape
         OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
-        cols = self.xp.empty((C * kh * kw, N * OH * OW), dtype=np.float32)
-        _check_array(op, "cols", cols, 2)
+        cols = self._new(op, "cols", (C * kh * kw, N * OH * OW))
         i32 = np.int32
         self.launch("im2col.cu", "im2col_kernel", cols.size,
                     (x, cols, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride),
@@ -146,7 +162,7 @@ class KernelOps:
         self._check_kind(op, cols)
         OH, OW = _conv_geometry(op, H, W, kh, kw, stride, pad)
         _check_shape(op, "cols", cols, (C * kh * kw, N * OH * OW))
-        dx = self.xp.empty((N, C, H, W), dtype=np.float32)
+        dx = self._new(op, "dx", (N, C, H, W))
         i32 = np.int32
         self.launch("im2col.cu", "col2im_kernel", dx.size,
                     (cols, dx, i32(N), i32(C), i32(H), i32(W), i32(kh), i32(kw), i32(stride),
@@ -195,8 +211,8 @@ class KernelOps:
         self._check_kind(op, x)
         N, C, H, W = x.shape
         OH, OW = _pool_geometry(op, H, W, size, stride)
-        out = self.xp.empty((N, C, OH, OW), dtype=np.float32)
-        argmax = self.xp.empty((N, C, OH, OW), dtype=np.int32)
+        out = self._new(op, "out", (N, C, OH, OW))
+        argmax = self._new(op, "argmax", (N, C, OH, OW), np.int32)
         i32 = np.int32
         self.launch("maxpool.cu", "maxpool_forward_kernel", out.size,
             (x, out, argmax, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
@@ -215,13 +231,72 @@ class KernelOps:
         OH, OW = _pool_geometry(op, H, W, size, stride)
         _check_shape(op, "dout", dout, (N, C, OH, OW))
         _check_shape(op, "argmax", argmax, (N, C, OH, OW))
-        dx = self.xp.empty((N, C, H, W), dtype=np.float32)
+        dx = self._new(op, "dx", (N, C, H, W))
         i32 = np.int32
         self.launch("maxpool.cu", "maxpool_backward_kernel", dx.size,
             (dout, argmax, dx, i32(N * C), i32(H), i32(W), i32(size), i32(stride), i32(OH),
              i32(OW)),
         )
         return dx
+
+    # ---- dropout noise: kernels/philox.cu -----------------------------------------------------
+
+    def philox_uniform(self, seed: int, step: int, layer: int, rows: int, units: int,
+                       row_offset: int = 0, unit_offset: int = 0):
+        """Uniform float32 (rows, units), equal bit for bit to tinyalex.noise.philox_uniform."""
+        check_counter(rows, units, step, layer, row_offset, unit_offset)
+        out = self._new("philox_uniform", "out", (rows, units))
+        if out.size:
+            key0, key1 = seed_key(seed)
+            u32 = np.uint32
+            self.launch("philox.cu", "philox_uniform_kernel", out.size,
+                        (out, np.int32(rows), np.int32(units), u32(key0), u32(key1), u32(step),
+                         u32(layer), u32(row_offset), u32(unit_offset)))
+        return out
+
+    # ---- training crops: kernels/augment.cu ---------------------------------------------------
+
+    def crop_batch(self, images, mean, crop_size: int, windows, lighting):
+        """images uint8 (B, S, S, 3) -> x float32 (B, 3, crop, crop): tinyalex.data.crop_batch
+        plus add_lighting on this side. windows int32 (B, 3) = top, left, flip; lighting
+        float32 (B, 3). The window VALUES are the caller's contract (0 <= top, left <= S - crop,
+        flip 0 or 1): reading them here would wait for the GPU, so tinyalex.cuda.staging checks
+        them on the host before they are copied."""
+        op = "crop_batch"
+        _check_array(op, "images", images, 4, dtype=np.uint8)
+        B, S = images.shape[0], images.shape[1]
+        _check_shape(op, "images", images, (B, S, S, 3))
+        _check_array(op, "mean", mean, 3)
+        _check_shape(op, "mean", mean, (3, S, S))
+        _check_array(op, "windows", windows, 2, dtype=np.int32)
+        _check_shape(op, "windows", windows, (B, 3))
+        _check_array(op, "lighting", lighting, 2)
+        _check_shape(op, "lighting", lighting, (B, 3))
+        for a in (images, mean, windows, lighting):
+            self._check_kind(op, a)
+        _check_positive(op, crop_size=crop_size)
+        if crop_size > S:
+            raise ValueError(f"{op}: crop {crop_size} larger than the images' side {S}")
+        x = self._new(op, "x", (B, 3, crop_size, crop_size))
+        self.launch("augment.cu", "crop_kernel", x.size,
+                    (images, mean, windows, lighting, x, np.int32(B), np.int32(S),
+                     np.int32(crop_size)))
+        return x
+
+    # ---- the SGD update: kernels/sgd.cu -------------------------------------------------------
+
+    def sgd_update(self, w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
+        """tinyalex.optim.sgd_update in one pass, IN PLACE on w and v; bit for bit the same."""
+        op = "sgd_update"
+        for name, a in (("w", w), ("v", v), ("g", g)):
+            _check_array(op, name, a, w.ndim)
+            self._check_kind(op, a)
+            _check_shape(op, name, a, w.shape)
+        # The scalars as the textbook's float32 arithmetic sees them: NumPy turns a Python
+        # float into the array's float32, and weight_decay * lr is a Python product first.
+        f32 = np.float32
+        self.launch("sgd.cu", "sgd_update_kernel", w.size,
+                    (w, v, g, np.int32(w.size), f32(lr), f32(momentum), f32(weight_decay * lr)))
 
 
 def _load_emulated(filename: str):

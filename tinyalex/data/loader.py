@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,21 @@ from tinyalex.data.augment import (
     random_windows,
 )
 from tinyalex.data.imageset import ImageSet
+
+
+class BatchParts(NamedTuple):
+    """A batch before ``crop_batch``: the uint8 images and the windows drawn for them.
+
+    ``BatchLoader.batch`` assembles it on the CPU; ``tinyalex.cuda.staging`` copies it to a
+    GPU as it is (a third of the bytes of the float32 crops) and assembles it there.
+    """
+
+    images: np.ndarray  # uint8 (B, S, S, 3), HWC as stored
+    labels: np.ndarray  # int64 (B,)
+    top: np.ndarray  # int64 (B,) window corners
+    left: np.ndarray  # int64 (B,)
+    flip: np.ndarray  # bool (B,) mirror left-right
+    lighting: np.ndarray | None  # float32 (B, 3) RGB offsets, or None (no lighting)
 
 
 class BatchLoader:
@@ -99,6 +115,15 @@ class BatchLoader:
 
     def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Batch ``i`` of the current epoch: (x float32 (B, 3, crop, crop), y int64 (B,))."""
+        parts = self.parts(i)
+        x = crop_batch(parts.images, self.mean, self.crop_size, parts.top, parts.left,
+                       parts.flip)
+        if parts.lighting is not None:
+            add_lighting(x, parts.lighting)
+        return x, parts.labels
+
+    def parts(self, i: int) -> BatchParts:
+        """Batch ``i`` of the current epoch before cropping (see ``BatchParts``)."""
         if not 0 <= i < len(self):
             raise IndexError(f"batch {i} out of range 0..{len(self) - 1}")
         idx = self.order()[i * self.batch_size:(i + 1) * self.batch_size]     # (B,)
@@ -107,28 +132,32 @@ class BatchLoader:
         images = np.empty((len(idx),) + self.images.shape[1:], dtype=np.uint8)
         images[by_offset] = self.images[idx[by_offset]]                      # (B, S, S, 3)
         size, batch = images.shape[1], len(idx)
+        lighting = None
         if self.train:
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, 1, i]))
             top, left, flip = random_windows(rng, batch, size, self.crop_size, flip=self.flip,
                                              crop=self.random_crop)
-            x = crop_batch(images, self.mean, self.crop_size, top, left, flip)
             if self.lighting:
-                add_lighting(x, lighting_offsets(rng, batch, self.eigvals, self.eigvecs))
+                lighting = lighting_offsets(rng, batch, self.eigvals, self.eigvecs)
         else:
-            x = crop_batch(images, self.mean, self.crop_size,
-                           *center_windows(batch, size, self.crop_size))
-        return x, np.asarray(self.labels[idx], dtype=np.int64)
+            top, left, flip = center_windows(batch, size, self.crop_size)
+        return BatchParts(images, np.asarray(self.labels[idx], dtype=np.int64), top, left, flip,
+                          lighting)
 
     def __iter__(self):
         return self.iterate()
 
-    def iterate(self, start: int = 0):
-        """Yield batches ``start, start + 1, ...`` of the epoch (a resumed run starts mid-epoch)."""
+    def iterate(self, start: int = 0, parts: bool = False):
+        """Yield batches ``start, start + 1, ...`` of the epoch (a resumed run starts mid-epoch).
+
+        parts=True yields each batch's ``BatchParts`` (uint8, uncropped) instead of (x, y).
+        """
         n = len(self)
+        make = self.parts if parts else self.batch
         self.order()   # compute the permutation once, before any worker needs it
         if self.num_workers <= 0:
             for i in range(start, n):
-                yield self.batch(i)
+                yield make(i)
             return
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="tinyalex-loader") as pool:
             pending = collections.deque()
@@ -136,7 +165,7 @@ class BatchLoader:
             try:
                 while next_i < n or pending:
                     while next_i < n and len(pending) < self.prefetch:
-                        pending.append(pool.submit(self.batch, next_i))
+                        pending.append(pool.submit(make, next_i))
                         next_i += 1
                     yield pending.popleft().result()
             finally:
