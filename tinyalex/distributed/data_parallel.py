@@ -125,13 +125,13 @@ class DataParallelRun(ParallelRun):
     def __init__(self, args, resume=None, *, comm):
         super().__init__(args, resume, comm=comm)
         self.bucket = GradientBucket(self.net.params)
-        P = sum(p.size for p in self.net.params.values())
-        batch = self.hp["batch_size"]
-        print(f"parallel: data over {comm.size} processes (section 3.2's alternative); rows "
-              + ", ".join("%d-%d" % share(batch, r, comm.size) for r in range(comm.size))
-              + f" of each batch of {batch}; each process sends "
-              f"{2 * (comm.size - 1) * 4 * P / comm.size / 1e6:.1f} MB per step (the "
-              f"all-reduce of {P:,} gradients)", flush=True)
+        P, batch = self.net.num_params(), self.hp["batch_size"]
+        rows = ", ".join(f"{lo}-{hi}" for lo, hi in (share(batch, r, comm.size)
+                                                     for r in range(comm.size)))
+        sent = 2 * (comm.size - 1) * self.bucket.buffer.nbytes / comm.size
+        print(f"parallel: data over {comm.size} processes; rows {rows} of each batch of "
+              f"{batch}; each process sends {sent / 1e6:.1f} MB per step (the all-reduce of "
+              f"{P:,} gradients)", flush=True)
 
     def loader(self, epoch: int):
         return RowShare(super().loader(epoch), self.comm.rank, self.comm.size)

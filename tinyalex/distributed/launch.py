@@ -1,6 +1,6 @@
-"""Start a parallel run under mpiexec, and stop all of it -- with one message -- when any rank stops.
+"""Start a parallel run under mpiexec; stop all of it, with one message, when any rank stops.
 
-``run(args, training)`` is what ``python -m tinyalex.train --parallel data|towers`` calls on
+``run(args, training, Run)`` is what ``python -m tinyalex.train --parallel data|towers`` calls on
 every rank instead of ``training(args)``:
 
 1. check the launch, before anything else: started by mpiexec, mpi4py importable, 2 ranks
