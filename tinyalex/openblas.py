@@ -17,3 +17,9 @@ set is kept.
 import os
 
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+# Several processes started on this machine by mpiexec (python -m tinyalex.train --parallel):
+# each keeps to its share of the cores, so that OpenBLAS starts threads for those only.
+from tinyalex.distributed.placement import share_cores  # noqa: E402 (no NumPy: see the module)
+
+share_cores()

@@ -6,6 +6,7 @@
 
 Files, by concern:
 
+    placement.py      a process's rank, its share of a batch and of the CPU cores (no MPI)
     comm.py           the ranks, MPI (mpi4py) and NCCL (CuPy), control points that keep a
                       failing rank from leaving the others waiting
     launch.py         checks the launch; runs train.py's loop with a parallel Run; stops every
@@ -18,10 +19,10 @@ Files, by concern:
 Both modes compute the single process's training step (same batches, same augmentation,
 same dropout masks: ``tinyalex.noise`` draws them by global sample and unit), up to the order
 of floating-point additions, and write the single process's checkpoints. Importing this
-package loads no MPI; ``launched_processes`` reads only the environment.
+package loads neither MPI nor NumPy; ``launched_processes`` reads only the environment.
 """
 
-from tinyalex.distributed.comm import launcher, share
+from tinyalex.distributed.placement import launcher, share
 
 
 def launched_processes() -> int:

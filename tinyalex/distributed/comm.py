@@ -34,44 +34,12 @@ blocked in a collective that needs it) cannot do that: it prints its error and c
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 
 from tinyalex.backend import get_array_module, is_gpu_array
 
 RUNNING, DONE, FAILED = "running", "done", "failed"  # the states a control point exchanges
-
-# How launchers tell a process its place: (size variable, rank variable).
-LAUNCHER_VARIABLES = (
-    ("PMI_SIZE", "PMI_RANK"),  # MPICH's and Intel MPI's mpiexec (Hydra), Slurm's srun --mpi=pmi2
-    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),  # Open MPI's mpirun / mpiexec
-)
-
-
-def launcher() -> tuple[int, int] | None:
-    """(rank, size) that ``mpiexec`` gave this process, from its environment; None without one.
-
-    Read before MPI is loaded, so that a program started without mpiexec, or with mpi4py
-    missing, can say so in one line (and ranks other than 0 can keep quiet while it does).
-    """
-    for size_name, rank_name in LAUNCHER_VARIABLES:
-        if size_name in os.environ:
-            try:
-                return int(os.environ.get(rank_name, "0")), int(os.environ[size_name])
-            except ValueError:
-                return None
-    return None
-
-
-def share(count: int, rank: int, size: int) -> tuple[int, int]:
-    """[lo, hi): the part of ``count`` items that rank ``rank`` of ``size`` takes.
-
-    Consecutive blocks whose sizes differ by at most one, the larger ones last: 8 rows over 3
-    ranks are 0-2, 2-5, 5-8 (2, 3, 3); 1000 classes over 2 towers 0-500, 500-1000.
-    """
-    return count * rank // size, count * (rank + 1) // size
-
 
 class ParallelStop(BaseException):
     """Raised on a running rank when a control point shows that another rank has stopped.

@@ -41,8 +41,8 @@ import numpy as np
 from tinyalex.backend import get_array_module, to_device
 from tinyalex.data import ImageSet
 from tinyalex.data.augment import add_lighting, crop_batch
-from tinyalex.distributed.comm import share
 from tinyalex.distributed.launch import ParallelRun
+from tinyalex.distributed.placement import share
 from tinyalex.evaluate import evaluate
 
 
@@ -119,6 +119,32 @@ class GradientBucket:
         return grads, self.buffer[-2:].copy()
 
 
+def summed_gradients(net, comm, bucket: GradientBucket, x, y):
+    """The gradients of the whole batch's mean loss, from this rank's rows: the step's heart.
+
+    x: this rank's rows of the batch (n_r, C, H, W); y: the labels of the whole batch (B,).
+    Returns (gradients, mean loss over the B rows, correct top-1 count of the B rows), the
+    same on every rank; the gradients are views into ``bucket`` (valid until its next use).
+    """
+    B = len(y)
+    lo, hi = share(B, comm.rank, comm.size)
+    y = y[lo:hi]
+    net.sample_offset = lo  # global index of row 0: the single process's dropout masks
+    if hi > lo:
+        loss, logits, dlogits = net.loss(x, y, train=True)
+        dlogits *= dlogits.dtype.type((hi - lo) / B)  # mean over n_r rows -> its share of B
+        grads = net.backward(dlogits)
+        loss_sum, correct = loss * (hi - lo), (logits.argmax(axis=1) == y).sum()
+    else:  # fewer rows than ranks (a last, small batch): nothing to compute
+        grads, loss_sum, correct = bucket.zeros(), 0, 0
+        net.dropout_step += 1
+    buffer = bucket.pack(grads, loss_sum, correct)
+    with comm.together("the gradient all-reduce"):
+        comm.allreduce_sum(buffer)
+    grads, (loss_sum, correct) = bucket.unpack()
+    return grads, loss_sum / B, correct
+
+
 class DataParallelRun(ParallelRun):
     """``train.Run`` with data parallelism (mixed into it by ``tinyalex.distributed.launch``)."""
 
@@ -144,21 +170,7 @@ class DataParallelRun(ParallelRun):
         x, y = to_device(x, self.device), to_device(y, self.device)
         if len(x) == B and hi - lo != B:
             x = x[lo:hi]  # the GPU feed cropped the whole batch: keep this rank's rows
-        y = y[lo:hi]
-        self.net.sample_offset = lo  # global index of row 0: the single process's dropout masks
-        if hi > lo:
-            loss, logits, dlogits = self.net.loss(x, y, train=True)
-            dlogits *= dlogits.dtype.type((hi - lo) / B)  # mean over n_r rows -> share of B
-            grads = self.net.backward(dlogits)
-            loss_sum, correct = loss * (hi - lo), (logits.argmax(axis=1) == y).sum()
-        else:  # fewer rows than ranks (a last, small batch): nothing to compute
-            grads, loss_sum, correct = self.bucket.zeros(), 0, 0
-            self.net.dropout_step += 1
-        buffer = self.bucket.pack(grads, loss_sum, correct)
-        with self.comm.together("the gradient all-reduce"):
-            self.comm.allreduce_sum(buffer)
-        grads, (loss_sum, correct) = self.bucket.unpack()
-        loss = loss_sum / B
+        grads, loss, correct = summed_gradients(self.net, self.comm, self.bucket, x, y)
         if self.device == "cpu":
             self.check_loss(float(loss), self.batch + 1)
         self.opt.step(self.net.params, grads)

@@ -28,7 +28,8 @@ import traceback
 from tinyalex import cli
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
-from tinyalex.distributed.comm import DONE, FAILED, Comm, ParallelStop, launcher
+from tinyalex.distributed.comm import DONE, FAILED, Comm, ParallelStop
+from tinyalex.distributed.placement import launcher
 
 USER_ERRORS = (cli.UserError, DataError, CheckpointError)  # printed as one line, exit status 2
 
@@ -90,9 +91,11 @@ def import_mpi():
 
 
 def connect(args) -> Comm:
-    """The checks of steps 1-3 of the module docstring; returns this rank's Comm."""
-    from tinyalex.backend import SettingError, resolve_device
+    """Steps 1 and 2 of the module docstring; returns this rank's Comm.
 
+    What fails here fails alike on every rank (each exits with status 2, rank 0 says why);
+    anything that could fail on one rank only comes later, under ``run``'s guard.
+    """
     place = launcher()
     if place is not None and place[0] > 0:
         quiet()
@@ -101,20 +104,24 @@ def connect(args) -> Comm:
     MPI = import_mpi()
     world = MPI.COMM_WORLD
     check_launch(args.parallel, (world.Get_rank(), world.Get_size()))  # the launcher agrees?
+    return Comm(world)
+
+
+def choose_device(comm: Comm, args) -> None:
+    """Step 3: the device; on GPUs, this rank's GPU (local rank mod count) and NCCL."""
+    from tinyalex.backend import SettingError, resolve_device
+
     try:
-        device = resolve_device(args.device)
+        comm.device = resolve_device(args.device)
     except SettingError as e:
         raise cli.UserError(str(e)) from None
-    comm = Comm(world, device)
-    if device == "gpu":
+    if comm.device == "gpu":
         import cupy
 
-        local_rank = world.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        local_rank = comm.world.Split_type(comm.MPI.COMM_TYPE_SHARED).Get_rank()
         cupy.cuda.Device(local_rank % cupy.cuda.runtime.getDeviceCount()).use()
-        comm.region = "connecting NCCL"
-        comm.connect_nccl()
-        comm.region = None
-    return comm
+        with comm.together("connecting NCCL"):
+            comm.connect_nccl()
 
 
 def run(args, training, base) -> int:
@@ -131,6 +138,7 @@ def run(args, training, base) -> int:
     mixin = {"data": DataParallelRun, "towers": TowerRun}[args.parallel]
     runner = type(mixin.__name__, (mixin, base), {})
     try:
+        choose_device(comm, args)
         code = training(args, functools.partial(runner, comm=comm))
     except ParallelStop as stop:  # another rank stopped: this one has nothing to add
         return finish(comm, stop.statuses)

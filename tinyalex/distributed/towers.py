@@ -57,8 +57,8 @@ import numpy as np
 
 from tinyalex.backend import get_array_module, to_numpy
 from tinyalex.distributed import volume
-from tinyalex.distributed.comm import share
 from tinyalex.distributed.launch import ParallelRun
+from tinyalex.distributed.placement import share
 from tinyalex.layers.lrn import channel_window_sum
 from tinyalex.model import AlexNet, Step, layer_shapes
 from tinyalex.optim import SGD

@@ -24,7 +24,7 @@ import argparse
 
 import numpy as np
 
-from tinyalex.distributed.comm import share
+from tinyalex.distributed.placement import share
 from tinyalex.model import PRESETS, build_steps, get_config, layer_shapes
 
 FLOAT32 = 4
