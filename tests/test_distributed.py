@@ -119,6 +119,30 @@ def test_share_splits_rows_in_consecutive_blocks():
     assert [share(1, r, 2) for r in range(2)] == [(0, 0), (0, 1)]  # a rank may get no rows
 
 
+@pytest.mark.parametrize("cores, local, expected", [
+    ((0, 1, 2, 3), (1, 2), [2, 3]),  # 2 processes on 4 cores: the second takes 2 and 3
+    ((0, 1), (2, 3), [0]),  # 3 processes on 2 cores: the third shares core 0
+    ((0, 1), (0, 1), None),  # one process on this machine: nothing to share
+])
+def test_each_local_process_takes_its_share_of_the_cores(cores, local, expected, monkeypatch):
+    from tinyalex.distributed import placement
+
+    chosen = []
+    monkeypatch.setattr(placement.os, "sched_getaffinity", lambda pid: set(cores),
+                        raising=False)
+    monkeypatch.setattr(placement.os, "sched_setaffinity", lambda pid, mine: chosen.append(mine),
+                        raising=False)
+    monkeypatch.setattr(placement.os, "cpu_count", lambda: len(cores))
+    monkeypatch.setenv("PMI_SIZE", "4")
+    monkeypatch.setenv("MPI_LOCALRANKID", str(local[0]))
+    monkeypatch.setenv("MPI_LOCALNRANKS", str(local[1]))
+    monkeypatch.delenv("TINYALEX_PIN", raising=False)
+    assert placement.share_cores() == expected
+    assert chosen == ([expected] if expected else [])
+    monkeypatch.setenv("TINYALEX_PIN", "0")
+    assert placement.share_cores() is None
+
+
 def test_bytes_per_step_of_the_paper_net():
     """Data parallelism sends every gradient; the towers send activations (section 3.2)."""
     assert volume.data_parallel_bytes("paper", 2) == (60_965_224 + 2) * 4
@@ -254,6 +278,24 @@ def test_a_wrong_launch_is_one_line_and_exit_2(case, folder, tmp_path, environme
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert not (tmp_path / "run").exists()
+
+
+@needs_mpi
+def test_the_gpu_paths_on_the_fake_cupy(folder, reference, tmp_path, environment):
+    """The GPU code of both modes (NCCL calls with device pointers, staging on a data-parallel
+    rank, the device tally) on tests/fake_cupy.py, NCCL's calls carried out by MPI
+    (tests/mpi_fake_gpu.py): data parallelism for epoch 1, the towers resume for epoch 2."""
+    env = dict(environment, TINYALEX_DEVICE="gpu")
+    helper = os.path.join(HERE, "mpi_fake_gpu.py")
+    out = tmp_path / "run"
+    result, _ = mpiexec(2, helper, "--parallel", "data", *train_args(folder, out, epochs=1),
+                        env=env)
+    assert result.returncode == 0, result.stderr
+    assert "on gpu" in result.stdout
+    result, _ = mpiexec(2, helper, "--parallel", "towers", "--resume", out, "--epochs", 2,
+                        "--no-progress", "--num-workers", 0, env=env)
+    assert result.returncode == 0, result.stderr
+    assert_same_weights(out, reference, "fake GPUs: data parallel, then towers")
 
 
 # -- GPUs: NCCL through CuPy. Skipped (with the reason) without CuPy and a GPU; the tests that
