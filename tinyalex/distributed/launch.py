@@ -32,6 +32,7 @@ from tinyalex.distributed.comm import DONE, FAILED, Comm, ParallelStop
 from tinyalex.distributed.placement import launcher
 
 USER_ERRORS = (cli.UserError, DataError, CheckpointError)  # printed as one line, exit status 2
+ABORT_GRACE = 0.5  # seconds between printing a rank's last words and MPI_Abort
 
 
 class _Tail:
@@ -169,6 +170,7 @@ def abort(comm: Comm, code: int, error: BaseException | str) -> None:
         print(trace, file=sys.__stderr__)
     print(f"error: rank {comm.rank} of {comm.size}: {line} (during {comm.region or 'a step'}); "
           "stopping every process", file=sys.__stderr__, flush=True)
+    time.sleep(ABORT_GRACE)  # mpiexec forwards our output from a pipe: let it arrive first
     comm.abort(code)
 
 
