@@ -12,8 +12,18 @@ before NumPy: ``python -m tinyalex.train``, ``evaluate``, ``predict``, ``viz`` a
 benchmarks import it first. Importing the library (``import tinyalex``) changes nothing;
 in your own program, set the variable yourself before importing NumPy. A value the user
 set is kept.
+
+For the same reason -- more busy threads than cores -- a process that ``mpiexec`` started
+alongside others on the same machine (``--parallel``) is pinned here to its share of the
+cores, before OpenBLAS counts them (``tinyalex.distributed.placement.share_cores``).
 """
 
 import os
 
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+# Several processes started on this machine by mpiexec (python -m tinyalex.train --parallel):
+# each keeps to its share of the cores, so that OpenBLAS starts threads for those only.
+from tinyalex.distributed.placement import share_cores  # noqa: E402 (no NumPy: see the module)
+
+share_cores()

@@ -3,6 +3,7 @@
     python -m tinyalex.train                                  # mini preset, built-in shapes
     python -m tinyalex.train --data ~/imagenette --config paper --epochs 90
     python -m tinyalex.train --resume runs/20261125-180000    # continue exactly
+    mpiexec -n 2 python -m tinyalex.train --parallel data     # 2 processes (tinyalex.distributed)
 
 Each epoch: the paper's SGD over shuffled, augmented mini-batches (section 5), a progress
 bar, then validation top-1/top-5 on centre crops. The run folder gets ``metrics.csv``,
@@ -29,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from tinyalex import checkpoint, cli, data
+from tinyalex import checkpoint, cli, data, distributed
 from tinyalex.backend import resolve_device, to_device
 from tinyalex.cuda import staging
 from tinyalex.evaluate import evaluate
@@ -80,6 +81,10 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (for logs)")
+    p.add_argument("--parallel", choices=("data", "towers"), default=None,
+                   help="several processes, started by mpiexec: data = each trains on its rows "
+                        "of every batch; towers = 2 processes, half of every layer each "
+                        "(section 3.2); see tinyalex.distributed")
     return p.parse_args(argv)
 
 
@@ -106,6 +111,8 @@ def check_args(args) -> None:
 
 class Run:
     """Everything that changes during training and goes into a checkpoint."""
+
+    is_writer = True  # in a parallel run only rank 0 writes files (tinyalex.distributed)
 
     def __init__(self, args, resume=None):
         self.args = args
@@ -222,6 +229,14 @@ class Run:
         self.opt.step(self.net.params, self.net.backward(dlogits))
         return loss, (logits.argmax(axis=1) == y).sum()
 
+    def evaluate(self) -> dict:
+        """Validation loss, top-1 and top-5 (tinyalex.evaluate); a parallel run shares it."""
+        return evaluate(self.net, self.val_set, self.stats, num_workers=self.args.num_workers)
+
+    def stop_agreed(self, stop) -> bool:
+        """Whether to stop after this step (Ctrl-C); the processes of a parallel run agree."""
+        return stop.requested
+
     def check_loss(self, loss: float, batch: int) -> None:
         """NonFiniteLoss when batch ``batch`` of this epoch had a NaN or infinite loss."""
         if not math.isfinite(loss):
@@ -297,13 +312,21 @@ def progress_bar(total: int, initial: int, desc: str, enabled: bool):
 def main(argv=None) -> int:
     args = parse_args(argv)
     check_args(args)
+    if args.parallel or distributed.launched_processes() > 1:  # started by mpiexec
+        return distributed.run(args, training, Run)  # every process runs training()
+    return training(args)
+
+
+def training(args, Runner=Run) -> int:
+    """The training program after its arguments are checked. Runner: Run, or its parallel
+    twin (tinyalex.distributed)."""
     started = time.perf_counter()
     if args.resume:
         arrays, meta, folder = resume_source(args.resume)
-        run = Run(args, resume=(arrays, meta))
+        run = Runner(args, resume=(arrays, meta))
         out = Path(args.out) if args.out else folder
     else:
-        run = Run(args)
+        run = Runner(args)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     hp, net = run.hp, run.net
@@ -333,7 +356,7 @@ def main(argv=None) -> int:
                                         lr=f"{run.opt.lr:.0e}", img_s=f"{rate:.0f}",
                                         refresh=False)
                     bar.update(1)
-                    if stop.requested:
+                    if run.stop_agreed(stop):
                         break
                 tally.read()
             except NonFiniteLoss as e:
@@ -342,14 +365,14 @@ def main(argv=None) -> int:
                 return 1
             finally:
                 bar.close()
-            if stop.requested:
+            if run.stop_agreed(stop):
                 run.save(out / "last.npz")
                 print(f"interrupted at epoch {run.epoch + 1}, batch {run.batch}: saved "
                       f"{out / 'last.npz'}; continue with --resume {out}", flush=True)
                 return 130
             train_time = time.perf_counter() - tick
 
-            val = evaluate(net, run.val_set, run.stats, num_workers=args.num_workers)
+            val = run.evaluate()
             seen = max(run.sums["seen"], 1)
             row = {"epoch": run.epoch + 1, "lr": run.opt.lr,
                    "train_loss": round(run.sums["loss"] / seen, 6),
@@ -371,7 +394,8 @@ def main(argv=None) -> int:
             run.save(out / "last.npz")
             if is_best:
                 run.save(out / "best.npz")
-            write_metrics(out, run.history)
+            if run.is_writer:
+                write_metrics(out, run.history)
 
     if run.history:
         last = run.history[-1]
