@@ -122,7 +122,7 @@ class TowerNet(AlexNet):
             self.steps.append(Step(step.name, step.kind, options))
         self.activations: dict = {}
         self._caches = None
-        self._unit_offset = 0
+        self.unit_offset = 0  # AlexNet.dropout_noise draws from here: this block's first unit
         self._impl_request = net._impl_request
         self._choose_impl()
 
@@ -213,12 +213,6 @@ class TowerNet(AlexNet):
 
     # -- the network --------------------------------------------------------------------------
 
-    def dropout_noise(self, step: Step, x):
-        """The single process's masks for this tower's units (the global unit index)."""
-        noise = super().dropout_noise(step, x)
-        noise.unit_offset = self._unit_offset
-        return noise
-
     def forward(self, x, train: bool = False, keep_activations: bool = False):
         """Logits (N, classes) of all classes for the whole batch x (N, C, H, W), on both ranks.
 
@@ -242,7 +236,7 @@ class TowerNet(AlexNet):
                     x, cache = self.seam_lrn_forward(x, step)
                 else:
                     if step.kind == "dropout":  # global index of this block's first unit
-                        self._unit_offset = split[0] * int(np.prod(x.shape[2:]))
+                        self.unit_offset = split[0] * int(np.prod(x.shape[2:]))
                     x, cache = self.step_forward(step, x, train)
                 if step.kind in ("conv", "fc"):
                     split = self.owned[step.name]
