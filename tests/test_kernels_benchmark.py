@@ -76,5 +76,9 @@ def test_gpu_check_runs_through_on_the_fake_cupy():
                  "PASS  benchmarks/gpu.py ran (mini, batch 4)",
                  "train.py-like / step with the batch on GPU", "RESULT: PASS"):
         assert line in summary, line
-    assert " 2 skipped" in out and "failed" not in summary
-    assert out.count("needs a real GPU") == 2  # the skips say why
+    assert "failed" not in summary
+    # only what cannot run on the fake is skipped, and each skip says why: the two big
+    # kernel cases and the three multi-GPU (NCCL) runs of tests/test_distributed.py
+    reasons = [line for line in out.splitlines() if line.startswith("SKIPPED [")]
+    assert sum(int(line.split("[")[1].split("]")[0]) for line in reasons) == 5, reasons
+    assert all("needs a real GPU" in line for line in reasons), reasons
