@@ -2,17 +2,20 @@
 
 A user who mistypes a path should read what is wrong and how to fix it, not a traceback.
 Only the errors that describe bad input are caught here (UserError, DataError,
-CheckpointError); a bug still shows its traceback.
+CheckpointError); a bug still shows its traceback. Ctrl-C is not a bug either: it ends the
+program with one line and exit status 130 (128 + SIGINT, what shells report).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class UserError(ValueError):
@@ -20,9 +23,27 @@ class UserError(ValueError):
 
 
 def run(main, argv=None) -> int:
-    """Call ``main(argv)``; turn bad-input errors into ``error: ...`` on stderr and status 2."""
+    """Call ``main(argv)``; turn bad-input errors into ``error: ...`` on stderr and status 2,
+    and Ctrl-C into one line and status 130."""
     try:
         return main(argv)
     except (UserError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the output went to a program that stopped reading (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
+
+
+def description(doc: str) -> str:
+    """A module docstring as ``--help`` text: without the double backquotes of reStructuredText."""
+    return doc.replace("``", "")
+
+
+def positive(name: str, value: int | None, minimum: int = 1) -> None:
+    """A one-line UserError when the option ``name`` is below ``minimum``."""
+    if value is not None and value < minimum:
+        raise UserError(f"{name} must be >= {minimum}, got {value}")
