@@ -51,7 +51,7 @@ def test_listing_names_every_entry_with_its_size(filled, capsys):
 
 def test_remove_some_entries_then_all_leaving_other_files_alone(filled, capsys):
     assert cache.main(["remove", "decoded/photos-256px-0123456789abcdef/"]) == 0
-    assert "removed 1 entries (2.5 MB)" in capsys.readouterr().out
+    assert "removed 1 entry (2.5 MB)" in capsys.readouterr().out
     assert not (filled / "decoded" / "photos-256px-0123456789abcdef").exists()
     assert (filled / "shapes-v4-seed0").is_dir()
     assert cli.run(cache.main, ["remove", "notes.txt"]) == 2

@@ -122,7 +122,7 @@ def listing(root: Path | None = None) -> str:
               else "the default; set $TINYALEX_CACHE to move it")
     ours = [e for e in items if e.ours]
     lines = [f"tinyalex cache: {root} ({source}): "
-             f"{human(sum(e.size for e in ours))} in {len(ours)} entries"]
+             f"{human(sum(e.size for e in ours))} in {cli.plural(len(ours), 'entry', 'entries')}"]
     if not items:
         lines.append("  (empty)")
     width = max((len(e.name) for e in items), default=0)
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
                                 "python -m tinyalex.cache")
         removed = remove(args.names, args.all)
         freed = sum(e.size for e in removed)
-        print(f"removed {len(removed)} entries ({human(freed)}): "
+        print(f"removed {cli.plural(len(removed), 'entry', 'entries')} ({human(freed)}): "
               + (", ".join(e.name for e in removed) or "the cache was empty"))
         return 0
     print(listing())

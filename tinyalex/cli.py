@@ -47,3 +47,8 @@ def positive(name: str, value: int | None, minimum: int = 1) -> None:
     """A one-line UserError when the option ``name`` is below ``minimum``."""
     if value is not None and value < minimum:
         raise UserError(f"{name} must be >= {minimum}, got {value}")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 epoch', '2 epochs' ('1 entry', '3 entries' with many="entries")."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
