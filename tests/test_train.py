@@ -318,7 +318,7 @@ def test_one_epoch_is_singular_and_settings_line_names_the_options(folder, tmp_p
     assert train.main(base_args(folder, out, epochs=1) + ["--no-flip", "--init", "paper"]) == 0
     lines = capsys.readouterr().out.splitlines()
     # the milestones follow --epochs: none is left before the end of a 1-epoch run
-    assert "schedule constant (no milestone before the last epoch)" in lines[1]
+    assert "schedule constant (no milestone)," in lines[1]
     assert "init paper, no flip;" in lines[1]
     assert "after 1 epoch (" in lines[-1]
     _, meta = params_of(out / "last.npz")

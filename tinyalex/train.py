@@ -13,7 +13,8 @@ pick a new --out). Ctrl-C stops after the current step and saves ``last.npz`` in
 position inside the epoch; ``--resume`` then continues as if never stopped: the weights are
 bit-identical to an uninterrupted run's (batches depend only on the seed and the epoch, and
 the dropout generator's state is saved). A second Ctrl-C stops at once, keeping the last
-saved state. After every epoch a check warns (one line) when the network has died.
+saved state. After every epoch a check warns, in one line, when the network stops learning
+from its input (and once more if it dies).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def settings_line(hp: dict, config: AlexNetConfig, net) -> str:
         schedule = ("step x0.1 at epoch" + ("s " if len(hp["milestones"]) > 1 else " ")
                     + ", ".join(str(m) for m in hp["milestones"]))
     else:
-        schedule = "constant (no milestone before the last epoch)"
+        schedule = "constant (no milestone)"
     off = [name for key, name in (("random_crop", "no random crop"), ("flip", "no flip"),
                                   ("lighting", "no lighting")) if not hp[key]]
     return (f"lr {rate_text(hp['lr'])}, batch {hp['batch_size']}, schedule {schedule}, "
@@ -576,7 +577,7 @@ def train(run: Run, out: Path) -> int:
         print(f"resuming at epoch {run.epoch + 1}, batch {run.batch} of {hp['epochs']} epochs",
               flush=True)
 
-    warned = False
+    warned = None  # the state the dead-network check last reported
     with StopRequest() as stop:
         while run.epoch < hp["epochs"]:
             if stop.requested:  # Ctrl-C during the validation pass or the saving
@@ -631,12 +632,13 @@ def train(run: Run, out: Path) -> int:
                   f"top-1 {100 * row['train_top1']:.2f}% | val loss {row['val_loss']:.4f} "
                   f"top-1 {100 * row['val_top1']:.2f}%{top5} | "
                   f"{row['images_per_s']:.0f} img/s, lr {rate_text(run.opt.lr)}", flush=True)
-            if not warned:
+            if warned != "dead":  # one line when it stops learning, one more if it dies
                 dead = run.dead_check()
-                if dead:
+                state = dead and ("dead" if dead["active"] < SILENT else "stopped")
+                if dead and state != warned:
                     print(dead_warning(dead, net, row["epoch"], run.history, hp["lr"]),
                           file=sys.stderr, flush=True)
-                    warned = True
+                    warned = state
             run.opt.lr = run.schedule.step(1.0 - val["top1"], run.epoch)
             run.epoch, run.batch = run.epoch + 1, 0
             run.sums = {"loss": 0.0, "correct": 0, "seen": 0}
