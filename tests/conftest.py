@@ -1,4 +1,5 @@
-"""Shared test setup: GPU tests are skipped, with the reason shown, where no GPU can be used.
+"""Shared test setup: GPU tests are skipped, with the reason shown, where no GPU can be used;
+no test writes into the user's real cache; a tiny image folder and a finished run on it.
 
 ``TINYALEX_FAKE_CUPY=1 pytest -m gpu`` runs the GPU tests on ``fake_cupy`` (NumPy arrays
 dressed as CuPy's, kernels on the CPU emulator; see tests/fake_cupy.py) instead: the tests
@@ -50,3 +51,58 @@ def fake_cupy(monkeypatch):
     yield module
     monkeypatch.undo()
     _forget_cupy()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """One temporary cache for the whole test session: $TINYALEX_CACHE and the emulator's
+    cache point into it before any fixture or test runs (session-wide and autouse, so even
+    module-scoped fixtures see it), and nothing a test runs can write into ~/.cache/tinyalex.
+    What the tests generate, decode and compile is built once per session. A test may point
+    the variables elsewhere with monkeypatch; they come back afterwards."""
+    root = tmp_path_factory.mktemp("tinyalex-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYALEX_CACHE", str(root))
+        mp.setenv("TINYALEX_EMULATOR_CACHE", str(root / "emulator"))
+        yield root
+
+
+TINY_CLASSES = ("blue", "red", "green")
+
+
+def make_tiny_folder(root, classes=TINY_CLASSES, n_train=10, n_val=3, seed=0):
+    """train/ and val/ under ``root``: 72x72 images of noise with a bright square whose colour
+    channel is the class (one channel per class, so at most three classes)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", n_train), ("val", n_val)):
+        for c, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                image = rng.integers(0, 60, (72, 72, 3), dtype=np.uint8)
+                top, left = rng.integers(5, 35, 2)
+                image[top : top + 30, left : left + 30, c % 3] = 230
+                Image.fromarray(image).save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A three-class image folder (see make_tiny_folder); tests must not change it."""
+    return make_tiny_folder(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_folder, tmp_path_factory, session_cache):
+    """A finished 2-epoch run of the mini preset on tiny_folder; tests must not change it
+    (copy it first)."""
+    from tinyalex import train
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINYALEX_DEVICE", "cpu")
+        assert train.main(["--data", str(tiny_folder), "--out", str(out), "--epochs", "2",
+                           "--batch-size", "8", "--no-progress", "--num-workers", "0"]) == 0
+    return out

@@ -201,7 +201,10 @@ def test_parallel_runs_train_as_one_process(folder, reference, tmp_path, environ
     with open(tmp_path / "data2" / "metrics.csv") as f, open(reference / "metrics.csv") as g:
         for row, expected in zip(csv.DictReader(f), csv.DictReader(g), strict=True):
             for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
-                assert abs(float(row[key]) - float(expected[key])) < 1e-4, key
+                if expected[key] == "":  # top-5 of 3 classes is left out (always 100%)
+                    assert row[key] == "", key
+                else:
+                    assert abs(float(row[key]) - float(expected[key])) < 1e-4, key
 
 
 @needs_mpi

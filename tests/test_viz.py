@@ -32,10 +32,15 @@ def test_tile_places_every_image_in_its_cell():
 def test_filters_figure_shows_each_kernel_scaled_and_halves_apart():
     rng = np.random.default_rng(0)
     w = rng.normal(0, 0.01, (8, 3, 5, 5)).astype(np.float32)
+    w[3] = 0
+    w[3, 0, 2, 2] = -0.02                                 # one negative red weight, rest zero
     kernels = viz.kernel_images(w)
     assert kernels.shape == (8, 5, 5, 3) and kernels.dtype == np.uint8
-    assert (kernels.reshape(8, -1).min(axis=1) == 0).all()
-    assert (kernels.reshape(8, -1).max(axis=1) == 255).all()
+    # each kernel on its own scale: its largest |weight| reaches black or white
+    flat = kernels.reshape(8, -1).astype(int)
+    assert ((flat.min(axis=1) == 0) | (flat.max(axis=1) == 255)).all()
+    # zero is mid-grey, the sign is kept
+    assert kernels[3, 2, 2, 0] == 0 and (kernels[3, 0, 0] == 128).all()
     # kernel 0's channel order: red plane of the weights -> red channel of the picture
     np.testing.assert_array_equal(np.argmax(kernels[0], axis=-1) == 0,
                                   np.argmax(w[0], axis=0) == 0)
@@ -44,6 +49,23 @@ def test_filters_figure_shows_each_kernel_scaled_and_halves_apart():
     assert figure.shape == (2 * 14 + 4, 4 * 12 + 2, 3)
     np.testing.assert_array_equal(figure[2:12, 2:12], viz.enlarge(kernels[0], 2))
     np.testing.assert_array_equal(figure[18 + 2:18 + 12, 2:12], viz.enlarge(kernels[4], 2))
+    # readable by default: at least 64 pixels per kernel side
+    assert viz.filters_figure(w).shape[1] >= 8 // 2 * 64
+
+
+def test_init_distance_and_what_the_figure_says():
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(0, 0.01, (24, 3, 7, 7))
+    same = viz.init_distance(w0, w0)
+    assert abs(same["correlation"] - 1) < 1e-9 and same["relative_change"] == 0
+    far = viz.init_distance(rng.normal(0, 0.01, w0.shape), w0)
+    assert abs(far["correlation"]) < 0.1 and far["relative_change"] > 1
+    assert "still mostly their random initialisation" in viz.learned_verdict(0.88)
+    assert "learned" in viz.learned_verdict(0.1) and "random" not in viz.learned_verdict(0.1)
+    page = viz.filters_page(w0.astype(np.float32), w0, 2, "run/best.npz")
+    grid = viz.filters_figure(w0.astype(np.float32), halves=2)
+    assert page.shape[0] > grid.shape[0] + 60       # the text block above the kernels
+    np.testing.assert_array_equal(page[-grid.shape[0]:, :grid.shape[1]], grid)
 
 
 def test_nearest_matches_brute_force():
@@ -103,15 +125,25 @@ def test_viz_commands_write_pngs_from_a_checkpoint(tmp_path, capsys):
                        (["neighbours", "--checkpoint", str(ckpt), "--queries", "3",
                          "--neighbours", "2", "--device", "cpu"], "neighbours.png"),
                        (["featuremaps", "--checkpoint", str(ckpt), str(image)], "featuremaps.png"),
+                       (["confusion", "--checkpoint", str(ckpt)], "confusion.png"),
                        (["curves", "--run", str(tmp_path / "run")], "curves.png")):
         assert viz.main(argv) == 0
         out = tmp_path / "run" / name
-        assert f"wrote {out}" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert f"wrote {out}" in text
+        if name != "curves.png":
+            assert text.startswith(f"checkpoint {ckpt} (no finished epoch)")
+        if name == "conv1_filters.png":  # never trained: the figure must say so
+            assert "correlation with its initial weights 1.00" in text
+            assert "still mostly their random initialisation" in text
         picture = np.asarray(Image.open(out))
         assert picture.ndim == 3 and min(picture.shape[:2]) > 40, name
-    # Figure 3's halves: 24 mini conv1 kernels, 12 per half (conv2 has groups=2)
+    # Figure 3's halves: 24 mini conv1 kernels, 12 per half (conv2 has groups=2), below a
+    # block of text
     figure = np.asarray(Image.open(tmp_path / "run" / "conv1_filters.png"))
-    np.testing.assert_array_equal(figure, viz.filters_figure(net.params["conv1.w"], halves=2))
+    grid = viz.filters_figure(net.params["conv1.w"], halves=2)
+    np.testing.assert_array_equal(figure[-grid.shape[0]:, :grid.shape[1]], grid)
+    assert figure.shape[1] >= 12 * 64                     # 12 kernels a row, >= 64 px each
 
 
 def test_viz_bad_input_is_one_line_exit_2(tmp_path, capsys):
@@ -122,3 +154,51 @@ def test_viz_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert cli.run(viz.main, ["curves", "--run", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_neighbours_figure_marks_the_query_column():
+    rng = np.random.default_rng(0)
+    queries = rng.integers(0, 256, (2, 20, 20, 3), dtype=np.uint8)
+    near = rng.integers(0, 256, (2, 3, 20, 20, 3), dtype=np.uint8)
+    figure = viz.neighbours_figure(queries, np.array([0, 1]), near,
+                                   np.array([[0, 1, 1], [1, 1, 0]]), ["a", "b"])
+    header = figure.shape[0] - 2 * (20 * 4 + 14 + 6 + 4)     # the heading's rows
+    frame = np.array(viz.QUERY_FRAME, np.uint8)
+    row = figure[header:header + 20 * 4 + 14 + 6]
+    assert (row[:3, :80 + 6] == frame).all()              # top edge of the query's frame
+    assert (row[:, :3] == frame).all()                    # its left edge, the whole row high
+    assert not (row[:, 80 + 6 + 14:] == frame).all(axis=2).any()   # no frame elsewhere
+    heading = figure[:header]
+    assert (heading[:, :60] == frame).all(axis=2).any()   # "query" written in the frame colour
+
+
+def test_learning_curves_of_one_epoch_have_whole_epoch_ticks(monkeypatch, tmp_path):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(viz, "_save_figure", lambda fig, path: figures.append(fig) or path)
+    row = {"epoch": 1, "train_loss": 2.0, "train_top1": 0.2, "val_loss": 2.1, "val_top1": 0.3,
+           "val_top5": None}
+    viz.plot_learning_curves([row], tmp_path / "c.png")
+    loss, accuracy = figures[0].axes
+    for ax in (loss, accuracy):
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks == [1.0]
+    assert [line.get_label() for line in accuracy.get_lines()] == ["train top-1", "val top-1"]
+    plt.close("all")
+    viz.plot_learning_curves([dict(row, epoch=e, val_top5=0.9) for e in (1, 2, 3)],
+                             tmp_path / "c.png")
+    labels = [line.get_label() for line in figures[1].axes[1].get_lines()]
+    assert labels == ["train top-1", "val top-1", "val top-5"]
+    plt.close("all")
+
+
+def test_confusion_figure_is_written(tmp_path):
+    from tinyalex.evaluate import confusion_matrix
+
+    matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], 3)
+    path = viz.plot_confusion(matrix, ["cat", "dog", "fox"], tmp_path / "m.png", "val")
+    picture = np.asarray(Image.open(path))
+    assert picture.ndim == 3 and min(picture.shape[:2]) > 200
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]

@@ -170,7 +170,8 @@ def describe_impl(name: str, like) -> str:
     if name == "fast":
         from tinyalex.fast.parallel import cpu_count
 
-        return f"fast (NumPy, {cpu_count()} threads)"
+        threads = cpu_count()
+        return f"fast (NumPy, {threads} thread{'' if threads == 1 else 's'})"
     if name == "cuda" and not is_gpu_array(like):
         return "cuda (the CUDA kernels on the CPU emulator)"
     if is_gpu_array(like):

@@ -1,10 +1,14 @@
-"""Top-1 / top-5 evaluation, and ``python -m tinyalex.evaluate``.
+"""Top-1 / top-5 evaluation, per-class accuracy and the confusion matrix:
+``python -m tinyalex.evaluate``.
 
-    python -m tinyalex.evaluate --checkpoint runs/.../best.npz [--data PATH] [--ten-crop]
+    python -m tinyalex.evaluate --checkpoint runs/RUN [--data PATH] [--ten-crop]
 
+A run folder means its best.npz (the epoch with the best validation top-1; last.npz when
+no epoch has finished); pass a .npz file to choose another. The output names the file used.
 Centre crop by default; ``--ten-crop`` averages the softmax outputs of the four corner and
 centre crops and their reflections (section 4.1). The mean image subtracted is the one
 stored in the checkpoint (the training set's), never recomputed on the evaluation data.
+Top-5 is reported only with more than five classes (with five or fewer it is always 100%).
 """
 
 from __future__ import annotations
@@ -16,12 +20,18 @@ import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from tinyalex import cli, data
 from tinyalex.backend import to_device, to_numpy
 from tinyalex.layers import softmax_cross_entropy
+
+
+def has_top5(num_classes: int) -> bool:
+    """Whether top-5 accuracy means anything: with 5 classes or fewer it is always 100%."""
+    return num_classes > 5
 
 
 def topk_correct(scores, labels, k: int) -> int:
@@ -31,15 +41,43 @@ def topk_correct(scores, labels, k: int) -> int:
     return int((top == np.asarray(labels)[:, None]).any(axis=1).sum())
 
 
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+    """int64 (classes, classes): entry [t, p] counts the images of true class t predicted as p.
+
+    labels, predictions: integer class indices (N,). The diagonal holds the correct answers;
+    a row sums to the number of images of that class.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"confusion_matrix: labels {labels.shape} and predictions "
+                         f"{predictions.shape} differ in shape")
+    flat = labels * num_classes + predictions  # one bin per (true, predicted) pair
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes,
+                                                                         num_classes)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """float64 (classes,): the fraction of each class's images classified correctly (NaN for a
+    class without images)."""
+    totals = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(confusion) / totals, np.nan)
+
+
 def evaluate(net, image_set, stats: dict, batch_size: int = 256, ten_crop: bool = False,
              num_workers: int = 0) -> dict:
-    """Loss, top-1 and top-5 accuracy of ``net`` on an ImageSet (dropout off).
+    """Loss, top-1 and top-5 accuracy and the confusion matrix of ``net`` on an ImageSet
+    (dropout off).
 
-    Returns {"loss", "top1", "top5", "count"}; accuracies are fractions in [0, 1]. The loss is
-    the mean cross-entropy of the centre crop (of the averaged probabilities with ten-crop).
+    Returns {"loss", "top1", "top5", "count", "confusion"}; accuracies are fractions in
+    [0, 1], confusion is ``confusion_matrix`` of the top-1 answers. The loss is the mean
+    cross-entropy of the centre crop (of the averaged probabilities with ten-crop).
     """
     device = net.device
     crop = net.config.input_size
+    num_classes = net.config.num_classes
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     total_loss = top1 = top5 = count = 0.0
     if ten_crop:
         batches = ((image_set.images[i : i + batch_size],
@@ -63,63 +101,158 @@ def evaluate(net, image_set, stats: dict, batch_size: int = 256, ten_crop: bool 
         total_loss += float(loss) * n
         top1 += topk_correct(scores, labels, 1)
         top5 += topk_correct(scores, labels, 5)
+        confusion += confusion_matrix(labels, np.argmax(scores, axis=1), num_classes)
         count += n
     count = max(count, 1)
     return {"loss": total_loss / count, "top1": top1 / count, "top5": top5 / count,
-            "count": int(count)}
+            "count": int(count), "confusion": confusion}
 
 
-def load_trained(checkpoint_path, device: str = "auto"):
-    """(net, stats, meta) from a checkpoint: the network with its weights, on ``device``."""
+def class_difference(found: list[str], expected: list[str], limit: int = 5) -> str:
+    """What differs between two class lists, for error messages: names only in one of them,
+    or the order when the names are the same."""
+    def names(items):
+        shown = ", ".join(items[:limit])
+        return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+    only_found = [c for c in found if c not in set(expected)]
+    only_expected = [c for c in expected if c not in set(found)]
+    parts = []
+    if only_found:
+        parts.append(f"only in the data: {names(only_found)}")
+    if only_expected:
+        parts.append(f"only in the checkpoint: {names(only_expected)}")
+    if not parts:
+        parts.append("the same names in another order")
+    return f"{len(found)} classes in the data, {len(expected)} in the checkpoint; " + \
+        "; ".join(parts)
+
+
+def checkpoint_file(path) -> Path:
+    """The checkpoint a path means: a .npz as given; a run folder means its best.npz (the
+    best validation top-1), or last.npz when no epoch has finished yet."""
+    path = Path(path)
+    if path.is_dir():
+        best = path / "best.npz"
+        return best if best.is_file() else path / "last.npz"
+    return path
+
+
+def describe_checkpoint(path, meta: dict) -> str:
+    """One line naming the checkpoint file and what it holds (for the programs' output)."""
+    history = meta.get("history") or []
+    epochs = meta.get("hyper", {}).get("epochs")
+    if not history:
+        return f"checkpoint {path} (no finished epoch)"
+    row = history[-1]
+    which = "best val top-1" if Path(path).name == "best.npz" else "val top-1"
+    of = f" of {epochs}" if epochs else ""
+    return f"checkpoint {path} (epoch {row['epoch']}{of}, {which} {100 * row['val_top1']:.2f}%)"
+
+
+def load_trained(checkpoint_path, device: str = "auto", impl: str | None = None):
+    """(net, stats, meta) from a checkpoint: the network with its weights, on ``device``,
+    computing with implementation ``impl`` (default auto; see tinyalex.backend).
+
+    checkpoint_path: a .npz file, or a run folder (its best.npz, see ``checkpoint_file``).
+    """
     from tinyalex import checkpoint
     from tinyalex.backend import resolve_device
     from tinyalex.model import AlexNet, AlexNetConfig
 
+    checkpoint_path = checkpoint_file(checkpoint_path)
     arrays, meta = checkpoint.load(checkpoint_path)
     config = AlexNetConfig.from_dict(meta["config"])
-    net = AlexNet(config, seed=0)
+    net = AlexNet(config, seed=0, impl=impl or "auto")
     for name in net.params:
         if name not in arrays.get("param", {}):
             raise checkpoint.CheckpointError(f"{checkpoint_path} lacks parameter {name}: it "
                                              "is damaged; use another checkpoint")
         net.params[name] = arrays["param"][name].astype(np.float32)
-    try:
-        net.to(resolve_device(device))
-    except ValueError as e:
-        raise cli.UserError(str(e)) from None
+    net.to(resolve_device(device))  # a SettingError is one line (cli.run)
     return net, arrays["data"], meta
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m tinyalex.evaluate", description=__doc__,
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this program (``--help`` shows it)."""
+    p = argparse.ArgumentParser(prog="python -m tinyalex.evaluate",
+                                description=cli.description(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a .npz checkpoint (or a run folder)")
+    p.add_argument("--checkpoint", required=True,
+                   help="a .npz checkpoint, or a run folder: its best.npz (best val top-1)")
     p.add_argument("--data", default=None,
                    help="data set (folder, cifar10:PATH or builtin); default: the one the "
                         "checkpoint was trained on")
-    p.add_argument("--split", choices=("val", "train"), default="val")
+    p.add_argument("--split", choices=("val", "train"), default="val",
+                   help="which split to evaluate (default val)")
     p.add_argument("--ten-crop", action="store_true", help="average ten crops (section 4.1)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto", choices=("cpu", "gpu", "auto"))
-    return p.parse_args(argv)
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="images per forward pass (default 256; only memory and speed change)")
+    p.add_argument("--device", default="auto", choices=("cpu", "gpu", "auto"),
+                   help="where to compute (default auto: the GPU when CuPy sees one)")
+    cli.add_impl_option(p)
+    return p
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
+
+
+def format_report(result: dict, classes: list[str], max_rows: int = 30) -> list[str]:
+    """Lines of per-class accuracy and, for up to 20 classes, the confusion matrix."""
+    confusion = result["confusion"]
+    accuracy = per_class_accuracy(confusion)
+    width = max(len(c) for c in classes)
+    order = range(len(classes))
+    lines = ["per-class top-1 (correct / images):"]
+    if len(classes) > max_rows:
+        order = np.argsort(accuracy, kind="stable")[:10]
+        lines[0] = f"the 10 classes with the lowest top-1, of {len(classes)} (correct / images):"
+    for c in order:
+        total = int(confusion[c].sum())
+        shown = "   -   " if total == 0 else f"{100 * accuracy[c]:6.2f}%"
+        lines.append(f"  {classes[c]:<{width}}  {shown}  ({int(confusion[c, c])} / {total})")
+    if len(classes) <= 20:
+        lines.append("confusion matrix (rows: true class, columns: predicted class, numbered "
+                     "as the rows):")
+        cell = max(3, len(str(int(confusion.max()))))
+        lines.append(f"  {'':<{width + 3}}  " + " ".join(f"{i:>{cell}}"
+                                                         for i in range(len(classes))))
+        for i, name in enumerate(classes):
+            lines.append(f"  {i:>2} {name:<{width}}  " + " ".join(f"{int(v):>{cell}}"
+                                                                 for v in confusion[i]))
+    else:
+        lines.append(f"confusion matrix: {len(classes)} classes, see "
+                     "`python -m tinyalex.viz confusion`")
+    return lines
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    net, stats, meta = load_trained(args.checkpoint, args.device)
+    cli.positive("--batch-size", args.batch_size)
+    path = checkpoint_file(args.checkpoint)
+    net, stats, meta = load_trained(path, args.device, args.impl)
     spec = args.data or meta["data"]
     train_set, val_set = data.open_splits(spec, net.config.image_size, seed=meta["seed"])
     if train_set.classes != meta["classes"]:
-        raise cli.UserError(f"the classes of {spec} differ from the checkpoint's "
-                            f"({len(train_set.classes)} vs {len(meta['classes'])}): evaluate "
-                            "on the data set the network was trained on")
+        raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
+                            f"{class_difference(train_set.classes, meta['classes'])}): "
+                            "evaluate on the data set the network was trained on")
     split = val_set if args.split == "val" else train_set
     result = evaluate(net, split, stats, args.batch_size, ten_crop=args.ten_crop)
     mode = "ten-crop" if args.ten_crop else "centre crop"
-    print(f"{args.split} ({result['count']} images, {mode}): top-1 {100 * result['top1']:.2f}%  "
-          f"top-5 {100 * result['top5']:.2f}%  loss {result['loss']:.4f}")
+    top5 = (f"  top-5 {100 * result['top5']:.2f}%" if has_top5(len(meta["classes"])) else "")
+    print(describe_checkpoint(path, meta))
+    print(f"{args.split} ({result['count']} images, {mode}): top-1 {100 * result['top1']:.2f}%"
+          f"{top5}  loss {result['loss']:.4f}")
+    print("\n".join(format_report(result, meta["classes"])))
     return 0
 
 
+def command() -> int:
+    """The ``tinyalex-evaluate`` console script."""
+    return cli.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(command())

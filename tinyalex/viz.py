@@ -1,19 +1,28 @@
-"""Pictures of a run: learning curves, and the paper's figures (section 6.1).
+"""Pictures of a run: learning curves, the confusion matrix, and the paper's figures
+(section 6.1).
 
-    python -m tinyalex.viz filters     --checkpoint FILE [--out PNG]        # Figure 3
-    python -m tinyalex.viz neighbours  --checkpoint FILE [--data PATH]      # Figure 4
-    python -m tinyalex.viz featuremaps --checkpoint FILE IMAGE [--out PNG]
-    python -m tinyalex.viz curves      --run DIR                            # from metrics.csv
+    python -m tinyalex.viz filters     --checkpoint RUN [--out PNG]        # Figure 3
+    python -m tinyalex.viz neighbours  --checkpoint RUN [--data PATH]      # Figure 4
+    python -m tinyalex.viz featuremaps --checkpoint RUN IMAGE [--out PNG]
+    python -m tinyalex.viz confusion   --checkpoint RUN [--split val]
+    python -m tinyalex.viz curves      --run RUN                           # from metrics.csv
 
-Figure 3 shows the conv1 kernels as colour images, the two halves apart: in the paper each
-GPU learned one half (conv2 is grouped, so kernels 0..47 feed only the first group of conv2
-and 48..95 only the second), and the halves specialised -- colour-agnostic edges on one GPU,
-colour blobs on the other. Figure 4 retrieves, for a few validation images, the training
-images whose last hidden layer activations (fc7, after ReLU: 4096 numbers in the paper)
-are nearest in Euclidean distance.
+A run folder given as --checkpoint means its best.npz (the best validation top-1; last.npz
+when no epoch has finished); the program names the file it used.
 
-Image grids are assembled with NumPy and written with Pillow; only the learning curves use
-matplotlib.
+Figure 3 shows the conv1 kernels as colour images, the two halves apart: conv2 is grouped,
+so in the paper kernels 0..47 fed only the first GPU's half of conv2 and 48..95 only the
+second's. After 90 epochs on ImageNet the paper's halves had specialised (it reports
+colour-agnostic kernels on one GPU and colour-specific ones on the other). A short run on
+a small data set often leaves conv1 close to its random initialisation, so the figure states
+how far the kernels moved from it (the correlation with the initial weights, which the
+checkpoint's config and seed reproduce) and says plainly when they are still mostly noise.
+Figure 4 retrieves, for a few validation images (the first column), the training images
+whose last hidden layer activations (fc7, after ReLU: 4096 numbers in the paper) are
+nearest in Euclidean distance.
+
+Image grids are assembled with NumPy and written with Pillow; the learning curves and the
+confusion matrix use matplotlib.
 """
 
 from __future__ import annotations
@@ -35,36 +44,88 @@ from PIL import Image, ImageDraw
 # --- learning curves ------------------------------------------------------------------------
 
 
-def plot_learning_curves(history: list[dict], path: str | os.PathLike) -> Path:
-    """PNG of loss and accuracy per epoch from a run's history (rows of metrics.csv).
-
-    Left: train and val cross-entropy. Right: train top-1, val top-1 and val top-5 (%).
-    Written to a temporary file and renamed, so a viewer never sees a half-drawn image.
-    """
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_figure(fig, path: Path, dpi: int = 80) -> Path:
+    """Write a matplotlib figure to a temporary file and rename it, so that a viewer never
+    sees a half-drawn image."""
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    _pyplot().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _present(values) -> bool:
+    """True when every value is a number (top-5 is None or empty with <= 5 classes)."""
+    return all(v is not None and v != "" and v == v for v in values)   # v == v: not NaN
+
+
+def plot_learning_curves(history: list[dict], path: str | os.PathLike) -> Path:
+    """PNG of loss and accuracy per epoch from a run's history (rows of metrics.csv).
+
+    Left: train and val cross-entropy. Right: train top-1, val top-1 and, when it means
+    something (more than five classes), val top-5 (%). Epochs are whole numbers on the axis.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
     path = Path(path)
-    epochs = [row["epoch"] for row in history]
+    epochs = [int(row["epoch"]) for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     ax_loss.plot(epochs, [r["val_loss"] for r in history], "o-", label="val")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.plot(epochs, [100 * r["train_top1"] for r in history], "o-", label="train top-1")
     ax_acc.plot(epochs, [100 * r["val_top1"] for r in history], "o-", label="val top-1")
-    ax_acc.plot(epochs, [100 * r["val_top5"] for r in history], "o--", label="val top-5")
+    top5 = [r.get("val_top5") for r in history]
+    if _present(top5):
+        ax_acc.plot(epochs, [100 * v for v in top5], "o--", label="val top-5")
     ax_acc.set(xlabel="epoch", ylabel="%", title="accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save_figure(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: str | os.PathLike,
+                   title: str = "") -> Path:
+    """PNG of a confusion matrix (``tinyalex.evaluate.confusion_matrix``): rows are the true
+    classes, columns the predicted ones; the colour is the fraction of the row (so a class
+    with few images reads like one with many), and with up to 20 classes each cell shows its
+    count."""
+    plt = _pyplot()
+    path = Path(path)
+    confusion = np.asarray(confusion)
+    n = len(classes)
+    rows = confusion.sum(axis=1, keepdims=True)
+    fraction = confusion / np.maximum(rows, 1)
+    side = min(4 + 0.45 * n, 24)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if n <= 50:
+        ax.set_xticks(range(n), classes, rotation=90)
+        ax.set_yticks(range(n), classes)
+    if n <= 20:
+        for t in range(n):
+            for q in range(n):
+                if confusion[t, q]:
+                    ax.text(q, t, str(int(confusion[t, q])), ha="center", va="center",
+                            fontsize=8, color="white" if fraction[t, q] > 0.5 else "black")
+    ax.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
+    fig.tight_layout()
+    return _save_figure(fig, path)
 
 
 # --- image grids ----------------------------------------------------------------------------
@@ -92,30 +153,91 @@ def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
-def kernel_images(w: np.ndarray) -> np.ndarray:
-    """conv1 weights (F, 3, KH, KW) -> uint8 (F, KH, KW, 3), each kernel stretched to 0..255.
+def _font(size: int):
+    """Pillow's built-in font at ``size`` pixels (the small bitmap font without FreeType)."""
+    from PIL import ImageFont
 
-    Each kernel gets its own min-max scaling (as the paper's Figure 3 does by eye): the figure
-    shows what pattern a kernel matches, not how large its weights are.
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # an old Pillow, or one built without FreeType
+        return ImageFont.load_default()
+
+
+def wrap(text: str, font, width: int) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width`` pixels in ``font``."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if line and font.getlength(candidate) > width:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return lines + [line]
+
+
+def text_block(lines: list[str], width: int, size: int = 15, colour=(0, 0, 0)) -> np.ndarray:
+    """uint8 (H, width, 3): the lines of text, black on white, ``size`` pixels high, each
+    wrapped to the width."""
+    font = _font(size)
+    lines = [part for line in lines for part in wrap(line, font, width - 12)]
+    height = (size + 5) * len(lines) + 6
+    block = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(block)
+    for i, line in enumerate(lines):
+        draw.text((6, 3 + i * (size + 5)), line, fill=colour, font=font)
+    return np.asarray(block)
+
+
+def kernel_images(w: np.ndarray) -> np.ndarray:
+    """conv1 weights (F, 3, KH, KW) -> uint8 (F, KH, KW, 3), each kernel scaled on its own.
+
+    Zero is mid-grey (128) and each kernel's largest |weight| reaches 0 or 255, so a kernel
+    reads as the pattern of light and colour it responds to, whatever the size of its
+    weights (the figure compares patterns, not magnitudes): a red pixel means "more red
+    here raises the output".
     """
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 4 or w.shape[1] != 3:
         raise ValueError(f"conv1 weights must be (F, 3, KH, KW), got {w.shape}")
-    lo = w.min(axis=(1, 2, 3), keepdims=True)
-    hi = w.max(axis=(1, 2, 3), keepdims=True)
-    scaled = (w - lo) / np.maximum(hi - lo, np.float32(1e-12))               # (F, 3, KH, KW)
+    peak = np.abs(w).max(axis=(1, 2, 3), keepdims=True)                      # (F, 1, 1, 1)
+    scaled = 0.5 + 0.5 * w / np.maximum(peak, np.float32(1e-12))             # (F, 3, KH, KW)
     return np.rint(255 * scaled).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def init_distance(w: np.ndarray, w0: np.ndarray) -> dict:
+    """How far weights ``w`` moved from their initial values ``w0`` (same shape).
+
+    Returns {"correlation": Pearson correlation of all the numbers (1: the initialisation
+    unchanged, 0: nothing of it left), "relative_change": |w - w0| / |w0| (Euclidean)}.
+    """
+    a = np.asarray(w, dtype=np.float64).ravel()
+    b = np.asarray(w0, dtype=np.float64).ravel()
+    a_c, b_c = a - a.mean(), b - b.mean()
+    correlation = float(a_c @ b_c / max(np.linalg.norm(a_c) * np.linalg.norm(b_c), 1e-30))
+    change = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+    return {"correlation": correlation, "relative_change": change}
+
+
+def learned_verdict(correlation: float) -> str:
+    """What a correlation with the initial kernels means for the figure, in one sentence."""
+    if correlation >= 0.8:
+        return ("These kernels are still mostly their random initialisation: conv1 has not "
+                "learned visible features yet (train longer, or on more varied images).")
+    if correlation >= 0.4:
+        return "Partly learned: some structure on top of the random initialisation."
+    return "Far from their initialisation: these patterns were learned."
 
 
 def filters_figure(w: np.ndarray, halves: int = 2, cols: int | None = None,
                    scale: int | None = None) -> np.ndarray:
     """Figure 3: the conv1 kernels as an RGB grid, the halves (the two GPUs) separated.
 
-    w: (F, 3, KH, KW). Returns uint8 (H, W, 3): halves stacked vertically with a gap.
+    w: (F, 3, KH, KW). Each kernel is enlarged to at least 64 pixels a side (``scale``
+    pixels per weight). Returns uint8 (H, W, 3): the halves stacked vertically with a gap.
     """
     kernels = kernel_images(w)                                               # (F, KH, KW, 3)
     f, kh = kernels.shape[0], kernels.shape[1]
-    scale = scale or max(1, 48 // kh)                                         # ~48 px per kernel
+    scale = scale or max(1, -(-64 // kh))
     kernels = np.stack([enlarge(k, scale) for k in kernels]) if scale > 1 else kernels
     per_half = -(-f // halves)
     cols = cols or min(per_half, 16)
@@ -126,6 +248,28 @@ def filters_figure(w: np.ndarray, halves: int = 2, cols: int | None = None,
     for part in parts[1:]:
         out += [gap, part]
     return np.concatenate(out, axis=0)
+
+
+def filters_page(w: np.ndarray, w0: np.ndarray | None, halves: int, source: str) -> np.ndarray:
+    """``filters_figure`` with the text a reader needs above it: what is shown, and how far
+    the kernels moved from their initialisation ``w0`` (None: not known)."""
+    f, _, kh, kw = w.shape
+    grid = filters_figure(w, halves=halves)
+    width = max(grid.shape[1], 760)
+    lines = [f"Figure 3: the {f} conv1 kernels ({kh}x{kw}x3) of {source}",
+             "each kernel scaled on its own: grey = 0, its largest |weight| = black or white"]
+    if halves > 1:
+        per_half = -(-f // halves)
+        lines.append(f"{halves} blocks, as the paper's two GPUs: kernels 0-{per_half - 1} "
+                     f"above feed conv2's first group, {per_half}-{f - 1} below its second")
+    if w0 is not None:
+        moved = init_distance(w, w0)
+        lines.append(f"correlation with the initial weights {moved['correlation']:.2f} "
+                     f"(1 = unchanged), |w - w0| / |w0| = {moved['relative_change']:.2f}")
+        lines.append(learned_verdict(moved["correlation"]))
+    header = text_block(lines, width)
+    grid = np.pad(grid, ((0, 0), (0, width - grid.shape[1]), (0, 0)), constant_values=255)
+    return np.concatenate([header, grid], axis=0)
 
 
 # --- network features -----------------------------------------------------------------------
@@ -171,34 +315,55 @@ def nearest(queries: np.ndarray, base: np.ndarray, k: int, chunk: int = 1024) ->
     return np.argsort(dist, axis=1, kind="stable")[:, :k]
 
 
-def labelled(image: np.ndarray, text: str, scale: int = 2) -> np.ndarray:
+def labelled(image: np.ndarray, text: str, scale: int = 2, colour=(0, 0, 0)) -> np.ndarray:
     """(S, S, 3) uint8, enlarged, with a caption strip below (Pillow's default font)."""
     img = Image.fromarray(enlarge(image, scale))
     canvas = Image.new("RGB", (img.width, img.height + 14), (255, 255, 255))
     canvas.paste(img, (0, 0))
-    ImageDraw.Draw(canvas).text((2, img.height + 1), text[: img.width // 6], fill=(0, 0, 0))
+    ImageDraw.Draw(canvas).text((2, img.height + 1), text[: img.width // 6], fill=colour)
     return np.asarray(canvas)
+
+
+QUERY_FRAME = (31, 119, 180)    # the blue frame around each query image
+SAME, OTHER = (0, 110, 0), (190, 0, 0)   # caption colours: neighbour of the query's class or not
 
 
 def neighbours_figure(query_images, query_labels, neighbour_images, neighbour_labels,
                       classes) -> np.ndarray:
-    """Figure 4: one row per query: the query, a gap, then its nearest training images."""
+    """Figure 4: one row per query: the query (first column, framed in blue, headed
+    "query"), a gap, then its nearest training images, captioned green when their class is
+    the query's and red when not."""
     q, k = neighbour_labels.shape
     scale = max(1, 96 // query_images.shape[1])
     rows = []
     for i in range(q):   # one figure row per query image
-        cells = [labelled(query_images[i], classes[query_labels[i]], scale)]
-        cells += [labelled(neighbour_images[i, j], classes[neighbour_labels[i, j]], scale)
-                  for j in range(k)]
-        h = cells[0].shape[0]
+        query = labelled(query_images[i], classes[query_labels[i]], scale)
+        query = np.pad(query, ((3, 3), (3, 3), (0, 0)))
+        query[:3], query[-3:], query[:, :3], query[:, -3:] = (QUERY_FRAME,) * 4
+        cells = [labelled(neighbour_images[i, j], classes[neighbour_labels[i, j]], scale,
+                          SAME if neighbour_labels[i, j] == query_labels[i] else OTHER)
+                 for j in range(k)]
+        h = query.shape[0]
+        cells = [np.pad(c, ((3, h - c.shape[0] - 3), (0, 0), (0, 0)), constant_values=255)
+                 for c in cells]
         gap = np.full((h, 12, 3), 255, np.uint8)
         spacer = np.full((h, 3, 3), 255, np.uint8)
-        row = [cells[0], gap]
-        for cell in cells[1:]:
+        row = [query, gap]
+        for cell in cells:
             row += [cell, spacer]
-        rows += [np.concatenate(row, axis=1), np.full((4, sum(c.shape[1] for c in row), 3),
-                                                        255, np.uint8)]
-    return np.concatenate(rows, axis=0)
+        row = np.concatenate(row, axis=1)
+        rows += [row, np.full((4, row.shape[1], 3), 255, np.uint8)]
+    width = rows[0].shape[1]
+    query_width = query_images.shape[2] * scale + 6
+    font = _font(13)
+    text = wrap(f"its {k} nearest training images by fc7 distance, nearest first; green: "
+                "the query's class", font, width - query_width - 16)
+    header = Image.new("RGB", (width, 4 + 17 * len(text)), (255, 255, 255))
+    draw = ImageDraw.Draw(header)
+    draw.text((4, 3), "query", fill=QUERY_FRAME, font=font)
+    for i, line in enumerate(text):
+        draw.text((query_width + 14, 3 + 17 * i), line, fill=(0, 0, 0), font=font)
+    return np.concatenate([np.asarray(header)] + rows, axis=0)
 
 
 def feature_maps_figure(net, image: np.ndarray, stats: dict, max_maps: int = 32) -> np.ndarray:
@@ -260,21 +425,41 @@ def _default_out(checkpoint: str, name: str) -> Path:
     return folder / name
 
 
-def cmd_filters(args) -> Path:
-    from tinyalex.evaluate import load_trained
+def _load(args, device: str | None = None):
+    """(net, stats, meta, path) of --checkpoint, printing which file is used."""
+    from tinyalex.evaluate import checkpoint_file, describe_checkpoint, load_trained
 
-    net, _, _ = load_trained(args.checkpoint, "cpu")
+    path = checkpoint_file(args.checkpoint)
+    net, stats, meta = load_trained(path, device or args.device)
+    print(describe_checkpoint(path, meta))
+    return net, stats, meta, path
+
+
+def cmd_filters(args) -> Path:
+    from tinyalex.model import AlexNet
+
+    net, _, meta, path = _load(args, "cpu")
     groups = 2 if any(step.options.get("groups", 1) == 2 for step in net.steps
                       if step.name == "conv2") else 1
-    figure = filters_figure(net.params["conv1.w"], halves=groups)
+    w0 = None
+    if "seed" in meta:  # the initial weights, drawn again from the run's config and seed
+        w0 = AlexNet(net.config, seed=meta["seed"]).params["conv1.w"]
+    history = meta.get("history") or []
+    when = f"after epoch {history[-1]['epoch']}" if history else "before any finished epoch"
+    figure = filters_page(net.params["conv1.w"], w0, groups, f"{path} ({when})")
+    if w0 is not None:
+        moved = init_distance(net.params["conv1.w"], w0)
+        print(f"conv1: correlation with its initial weights {moved['correlation']:.2f}; "
+              + learned_verdict(moved["correlation"]))
     return save_png(figure, args.out or _default_out(args.checkpoint, "conv1_filters.png"))
 
 
 def cmd_neighbours(args) -> Path:
-    from tinyalex import data
-    from tinyalex.evaluate import load_trained
+    from tinyalex import cli, data
 
-    net, stats, meta = load_trained(args.checkpoint, args.device)
+    for name in ("queries", "neighbours", "max_train"):
+        cli.positive("--" + name.replace("_", "-"), getattr(args, name))
+    net, stats, meta, _ = _load(args)
     spec = args.data or meta["data"]
     train, val = data.open_splits(spec, net.config.image_size, seed=meta.get("seed", 0))
     if len(val) == 0:
@@ -287,7 +472,7 @@ def cmd_neighbours(args) -> Path:
     query_images = np.asarray(val.images[queries])
     train_images = np.asarray(train.images[base])
     near = nearest(features(net, query_images, stats), features(net, train_images, stats),
-                   args.neighbours)                                           # (Q, k) into base
+                   min(args.neighbours, len(base)))                          # (Q, k) into base
     figure = neighbours_figure(query_images, val.labels[queries], train_images[near],
                                train.labels[base][near], train.classes)
     return save_png(figure, args.out or _default_out(args.checkpoint, "neighbours.png"))
@@ -295,12 +480,31 @@ def cmd_neighbours(args) -> Path:
 
 def cmd_featuremaps(args) -> Path:
     from tinyalex import data
-    from tinyalex.evaluate import load_trained
 
-    net, stats, _ = load_trained(args.checkpoint, args.device)
+    net, stats, _, _ = _load(args)
     image = data.load_image(args.image, net.config.image_size)
     figure = feature_maps_figure(net, image, stats)
     return save_png(figure, args.out or _default_out(args.checkpoint, "featuremaps.png"))
+
+
+def cmd_confusion(args) -> Path:
+    from tinyalex import cli, data
+    from tinyalex.evaluate import class_difference, evaluate
+
+    cli.positive("--batch-size", args.batch_size)
+    net, stats, meta, _ = _load(args)
+    spec = args.data or meta["data"]
+    train, val = data.open_splits(spec, net.config.image_size, seed=meta.get("seed", 0))
+    if train.classes != meta["classes"]:
+        raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
+                            f"{class_difference(train.classes, meta['classes'])}): use the "
+                            "data set the network was trained on")
+    split = val if args.split == "val" else train
+    result = evaluate(net, split, stats, args.batch_size)
+    title = (f"{args.split}: {result['count']} images, top-1 {100 * result['top1']:.1f}% "
+             "(centre crop)")
+    return plot_confusion(result["confusion"], meta["classes"],
+                          args.out or _default_out(args.checkpoint, "confusion.png"), title)
 
 
 def cmd_curves(args) -> Path:
@@ -311,44 +515,69 @@ def cmd_curves(args) -> Path:
         raise UserError(f"{metrics} does not exist: pass --run with a run folder written by "
                         "`python -m tinyalex.train`")
     with open(metrics, newline="") as f:
-        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        history = [{k: float(v) if v != "" else None for k, v in row.items()}
+                   for row in csv.DictReader(f)]
     return plot_learning_curves(history, args.out or Path(args.run) / "curves.png")
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m tinyalex.viz", description=__doc__,
+CHECKPOINT_HELP = ("a .npz checkpoint, or a run folder: its best.npz (best val top-1; "
+                   "last.npz before the first finished epoch)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this program (``--help`` shows it)."""
+    from tinyalex.cli import description
+
+    p = argparse.ArgumentParser(prog="python -m tinyalex.viz", description=description(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("filters", help="conv1 kernels as an image grid (Figure 3)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    f = sub.add_parser("filters", help="conv1 kernels as an image grid (Figure 3), with how "
+                                       "far they moved from their initialisation")
     n = sub.add_parser("neighbours", help="nearest training images by fc7 distance (Figure 4)")
     m = sub.add_parser("featuremaps", help="ReLU outputs of every conv layer for one image")
-    for s in (f, n, m):
-        s.add_argument("--checkpoint", required=True, help="a .npz checkpoint or a run folder")
+    c = sub.add_parser("confusion", help="the confusion matrix of a split, as a figure")
+    for s in (f, n, m, c):
+        s.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
         s.add_argument("--out", default=None, help="PNG to write (default: in the run folder)")
-    for s in (n, m):
-        s.add_argument("--device", default="auto", choices=("cpu", "gpu", "auto"))
-    n.add_argument("--data", default=None, help="data set (default: the checkpoint's)")
-    n.add_argument("--queries", type=int, default=8, help="validation images to query")
-    n.add_argument("--neighbours", type=int, default=6, help="training images per query")
+    for s in (n, m, c):
+        s.add_argument("--device", default="auto", choices=("cpu", "gpu", "auto"),
+                       help="where to compute (default auto: the GPU when CuPy sees one)")
+    for s in (n, c):
+        s.add_argument("--data", default=None, help="data set (default: the checkpoint's)")
+    n.add_argument("--queries", type=int, default=8, help="validation images to query (8)")
+    n.add_argument("--neighbours", type=int, default=6, help="training images per query (6)")
     n.add_argument("--max-train", type=int, default=5000,
                    help="search a seeded random subset of this many training images at most")
     n.add_argument("--seed", type=int, default=0, help="which queries (and subset)")
     m.add_argument("image", help="an image file")
-    c = sub.add_parser("curves", help="learning curves from a run folder's metrics.csv")
-    c.add_argument("--run", required=True, help="the run folder")
-    c.add_argument("--out", default=None)
-    return p.parse_args(argv)
+    c.add_argument("--split", choices=("val", "train"), default="val",
+                   help="which split (default val)")
+    c.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    r = sub.add_parser("curves", help="learning curves from a run folder's metrics.csv")
+    r.add_argument("--run", required=True, help="the run folder")
+    r.add_argument("--out", default=None, help="PNG to write (default: RUN/curves.png)")
+    return p
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     command = {"filters": cmd_filters, "neighbours": cmd_neighbours,
-               "featuremaps": cmd_featuremaps, "curves": cmd_curves}[args.command]
+               "featuremaps": cmd_featuremaps, "confusion": cmd_confusion,
+               "curves": cmd_curves}[args.command]
     print(f"wrote {command(args)}")
     return 0
 
 
-if __name__ == "__main__":
+def command() -> int:
+    """The ``tinyalex-viz`` console script."""
     from tinyalex import cli
 
-    sys.exit(cli.run(main))
+    return cli.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(command())
