@@ -227,3 +227,37 @@ def test_ctrl_c_in_any_program_is_one_line_and_exit_130(capsys):
     assert cli.run(interrupted) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
     assert cli.description("run ``python -m x``") == "run python -m x"
+
+
+@pytest.mark.parametrize("env,option,message", [
+    ({"TINYALEX_KERNELS": "emulat"}, [], "TINYALEX_KERNELS='emulat' is not one of auto, "
+                                         "emulate, off"),
+    ({}, ["--impl", "cuda"], None),  # NumPy float32: the emulated kernels, a valid choice
+    ({}, ["--device", "gpu"], "device 'gpu' asked for, but CuPy is not installed"),
+])
+def test_a_setting_that_cannot_be_used_is_one_line_and_leaves_no_folder(tiny_folder, tmp_path,
+                                                                        monkeypatch, env,
+                                                                        option, message):
+    """A typo in TINYALEX_KERNELS, or a GPU asked for where none can be used: one line, exit
+    2, and no empty run folder left behind (the setting is checked before anything is
+    written). The GPU advice says what works from a checkout, not `tinyalex[gpu]`."""
+    from tinyalex.backend import gpu_available
+
+    if option == ["--device", "gpu"] and gpu_available():
+        pytest.skip("this machine has a usable GPU")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "tinyalex.train", "--data", str(tiny_folder),
+                             "--out", str(out), "--epochs", "1", "--batch-size", "8",
+                             "--no-progress", "--num-workers", "0", *option],
+                            capture_output=True, text=True, timeout=300)
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        assert "implementation cuda (the CUDA kernels on the CPU emulator)" in result.stdout
+        return
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "tinyalex[gpu]" not in result.stderr
+    assert not out.exists()

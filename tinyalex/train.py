@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyalex import checkpoint, cli, data, distributed
-from tinyalex.backend import resolve_device, to_device, to_numpy
+from tinyalex.backend import resolve_device, resolve_impl, to_device, to_numpy
 from tinyalex.cuda import staging
 from tinyalex.evaluate import class_difference, evaluate, has_top5
 from tinyalex.model import PRESETS, AlexNet, AlexNetConfig
@@ -321,7 +321,10 @@ class Run:
             self.elapsed = 0.0  # seconds of training before this process (from checkpoints)
         self.clock = time.perf_counter() - self.elapsed  # elapsed_s counts from here
 
-        self.device = resolve_device(args.device)  # a SettingError is one line (cli.run)
+        # The device and the implementation are checked before any data is read (a typo in
+        # TINYALEX_KERNELS, --impl fast on a GPU): a SettingError is one line (cli.run).
+        self.device = resolve_device(args.device)
+        resolve_impl(args.impl, to_device(np.zeros(1, np.float32), self.device))
         self.train_set, self.val_set = data.open_splits(self.data_spec, config.image_size,
                                                         seed=self.seed)
         self.classes = list(self.train_set.classes)
