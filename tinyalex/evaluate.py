@@ -2,6 +2,9 @@
 
     python -m tinyalex.evaluate --checkpoint runs/.../best.npz [--data PATH] [--ten-crop]
 
+The split is the data set's test set where it has one (fashion-mnist, mnist:PATH: the t10k
+images, which training never opens), else the validation split; ``--split`` picks another.
+
 Centre crop by default; ``--ten-crop`` averages the softmax outputs of the four corner and
 centre crops and their reflections (section 4.1). The mean image subtracted is the one
 stored in the checkpoint (the training set's), never recomputed on the evaluation data.
@@ -90,9 +93,10 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a .npz checkpoint (or a run folder)")
     p.add_argument("--data", default=None,
-                   help="data set (folder, cifar10:PATH or builtin); default: the one the "
-                        "checkpoint was trained on")
-    p.add_argument("--split", choices=("val", "train"), default="val")
+                   help="data set (folder, cifar10:PATH, fashion-mnist[:PATH], mnist:PATH or "
+                        "builtin); default: the one the checkpoint was trained on")
+    p.add_argument("--split", choices=("test", "val", "train"), default=None,
+                   help="default: test where the data set has a test set, else val")
     p.add_argument("--ten-crop", action="store_true", help="average ten crops (section 4.1)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto", choices=("cpu", "gpu", "auto"))
@@ -103,15 +107,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     net, stats, meta = load_trained(args.checkpoint, args.device)
     spec = args.data or meta["data"]
-    train_set, val_set = data.open_splits(spec, net.config.image_size, seed=meta["seed"])
-    if train_set.classes != meta["classes"]:
+    name = args.split or ("test" if data.has_test_split(spec) else "val")
+    if name == "test":
+        split = data.open_test_split(spec, net.config.image_size, seed=meta["seed"])
+    else:
+        train_set, val_set = data.open_splits(spec, net.config.image_size, seed=meta["seed"])
+        split = val_set if name == "val" else train_set
+    if split.classes != meta["classes"]:
         raise cli.UserError(f"the classes of {spec} differ from the checkpoint's "
-                            f"({len(train_set.classes)} vs {len(meta['classes'])}): evaluate "
+                            f"({len(split.classes)} vs {len(meta['classes'])}): evaluate "
                             "on the data set the network was trained on")
-    split = val_set if args.split == "val" else train_set
     result = evaluate(net, split, stats, args.batch_size, ten_crop=args.ten_crop)
     mode = "ten-crop" if args.ten_crop else "centre crop"
-    print(f"{args.split} ({result['count']} images, {mode}): top-1 {100 * result['top1']:.2f}%  "
+    print(f"{name} ({result['count']} images, {mode}): top-1 {100 * result['top1']:.2f}%  "
           f"top-5 {100 * result['top5']:.2f}%  loss {result['loss']:.4f}")
     return 0
 

@@ -130,7 +130,7 @@ class Run:
                 "patience": 2 if args.patience is None else args.patience,
                 "flip": args.flip, "random_crop": args.random_crop, "lighting": args.lighting,
             }
-            self.data_spec = data_spec(args.data)
+            self.data_spec = data.canonical_spec(args.data)
             self.seed = 0 if args.seed is None else args.seed
 
         try:
@@ -209,15 +209,6 @@ class Run:
                 "good checkpoint is kept: try a smaller --lr")
         self.opt.step(self.net.params, self.net.backward(dlogits))
         return loss, topk_correct(to_numpy(logits), y, 1)
-
-
-def data_spec(spec) -> str:
-    """The data argument as stored in checkpoints: builtin, cifar10:ABSPATH or an absolute path."""
-    if spec in (None, "builtin"):
-        return "builtin"
-    if spec.startswith("cifar10:"):
-        return "cifar10:" + str(Path(spec[len("cifar10:"):]).expanduser().resolve())
-    return str(Path(spec).expanduser().resolve())
 
 
 def resume_source(path: str):
