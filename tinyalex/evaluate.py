@@ -5,6 +5,10 @@
 
 A run folder means its best.npz (the epoch with the best validation top-1; last.npz when
 no epoch has finished); pass a .npz file to choose another. The output names the file used.
+
+The split is the data set's test set where it has one (fashion-mnist, mnist:PATH: the t10k
+images, which training never opens), else the validation split; ``--split`` picks another.
+
 Centre crop by default; ``--ten-crop`` averages the softmax outputs of the four corner and
 centre crops and their reflections (section 4.1). The mean image subtracted is the one
 stored in the checkpoint (the training set's), never recomputed on the evaluation data.
@@ -181,10 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True,
                    help="a .npz checkpoint, or a run folder: its best.npz (best val top-1)")
     p.add_argument("--data", default=None,
-                   help="data set (folder, cifar10:PATH or builtin); default: the one the "
-                        "checkpoint was trained on")
-    p.add_argument("--split", choices=("val", "train"), default="val",
-                   help="which split to evaluate (default val)")
+                   help="data set (folder, cifar10:PATH, fashion-mnist[:PATH], mnist:PATH or "
+                        "builtin); default: the one the checkpoint was trained on")
+    p.add_argument("--split", choices=("test", "val", "train"), default=None,
+                   help="which split to evaluate (default: test where the data set has a test "
+                        "set, else val)")
     p.add_argument("--ten-crop", action="store_true", help="average ten crops (section 4.1)")
     p.add_argument("--batch-size", type=int, default=256,
                    help="images per forward pass (default 256; only memory and speed change)")
@@ -233,17 +238,21 @@ def main(argv=None) -> int:
     path = checkpoint_file(args.checkpoint)
     net, stats, meta = load_trained(path, args.device, args.impl)
     spec = args.data or meta["data"]
-    train_set, val_set = data.open_splits(spec, net.config.image_size, seed=meta["seed"])
-    if train_set.classes != meta["classes"]:
+    name = args.split or ("test" if data.has_test_split(spec) else "val")
+    if name == "test":
+        split = data.open_test_split(spec, net.config.image_size, seed=meta["seed"])
+    else:
+        train_set, val_set = data.open_splits(spec, net.config.image_size, seed=meta["seed"])
+        split = val_set if name == "val" else train_set
+    if split.classes != meta["classes"]:
         raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
-                            f"{class_difference(train_set.classes, meta['classes'])}): "
+                            f"{class_difference(split.classes, meta['classes'])}): "
                             "evaluate on the data set the network was trained on")
-    split = val_set if args.split == "val" else train_set
     result = evaluate(net, split, stats, args.batch_size, ten_crop=args.ten_crop)
     mode = "ten-crop" if args.ten_crop else "centre crop"
     top5 = (f"  top-5 {100 * result['top5']:.2f}%" if has_top5(len(meta["classes"])) else "")
     print(describe_checkpoint(path, meta))
-    print(f"{args.split} ({result['count']} images, {mode}): top-1 {100 * result['top1']:.2f}%"
+    print(f"{name} ({result['count']} images, {mode}): top-1 {100 * result['top1']:.2f}%"
           f"{top5}  loss {result['loss']:.4f}")
     print("\n".join(format_report(result, meta["classes"])))
     return 0

@@ -291,7 +291,7 @@ class Run:
                     # milestones that followed --epochs follow the new total: the run then
                     # ends as one trained for that many epochs from the start would
                     self.hp["milestones"] = default_milestones(args.epochs)
-            self.data_spec = args.data or meta["data"]
+            self.data_spec = data.canonical_spec(args.data) if args.data else meta["data"]
             self.seed = meta["seed"]
             history = meta.get("history") or [{}]
             self.elapsed = float(meta.get("elapsed_s", history[-1].get("elapsed_s", 0.0)))
@@ -316,7 +316,7 @@ class Run:
                 "patience": 2 if args.patience is None else args.patience,
                 "flip": args.flip, "random_crop": args.random_crop, "lighting": args.lighting,
             }
-            self.data_spec = data_spec(args.data)
+            self.data_spec = data.canonical_spec(args.data)
             self.seed = 0 if args.seed is None else args.seed
             self.elapsed = 0.0  # seconds of training before this process (from checkpoints)
         self.clock = time.perf_counter() - self.elapsed  # elapsed_s counts from here
@@ -438,17 +438,6 @@ class Run:
         """``dead_network`` on the first validation images."""
         images = np.asarray(self.val_set.images[:DEAD_CHECK_IMAGES])
         return dead_network(self.net, images, self.stats, self.seed)
-
-
-def data_spec(spec) -> str:
-    """The data argument as stored in checkpoints: builtin, cifar10:ABSPATH or an absolute path."""
-    if spec in (None, "builtin"):
-        return "builtin"
-    if spec.startswith("cifar10:"):
-        return "cifar10:" + str(Path(spec[len("cifar10:"):]).expanduser().resolve())
-    return str(Path(spec).expanduser().resolve())
-
-
 
 
 def resume_source(path: str):

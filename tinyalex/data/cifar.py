@@ -13,7 +13,8 @@ accepts NumPy arrays and plain containers, so a tampered file cannot run code.
 
 The images are resized from 32 to the preset's S (e.g. 72 for mini) with a bilinear
 resampling written as two matrix products, ``out = R @ img @ R^T`` per channel, applied to
-thousands of images at once, then cached on disk like decoded folders (``folder.py``).
+thousands of images at once (``resample.py``), then cached on disk like decoded folders
+(``folder.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from tinyalex.data.folder import CACHE_VERSION, open_cached_split, remove_stale_caches
 from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_root
+from tinyalex.data.resample import bilinear_matrix, resize_batch  # noqa: F401 (kept for callers)
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 VAL_BATCH = "test_batch"
@@ -62,36 +64,6 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
                         "(n, 3072) and n: re-extract cifar-10-python.tar.gz")
     # (n, 3072) -> (n, 3, 32, 32) planes -> (n, 32, 32, 3) HWC like every ImageSet
     return data.reshape(-1, 3, SIDE, SIDE).transpose(0, 2, 3, 1), labels
-
-
-def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) float32 R with ``R @ v`` = v resampled bilinearly (align_corners=False).
-
-    Output sample i sits at input coordinate (i + 0.5) * n_in / n_out - 0.5 (pixel centres
-    aligned, as Pillow and OpenCV do); it mixes the two nearest inputs, clamped at the edges.
-    Each row sums to 1. (For upsampling, which is all CIFAR needs here.)
-    """
-    pos = (np.arange(n_out, dtype=np.float32) + 0.5) * np.float32(n_in / n_out) - 0.5
-    pos = np.clip(pos, 0, n_in - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n_in - 1)
-    frac = pos - lo
-    matrix = np.zeros((n_out, n_in), dtype=np.float32)
-    rows = np.arange(n_out)
-    np.add.at(matrix, (rows, lo), 1 - frac)
-    np.add.at(matrix, (rows, hi), frac)
-    return matrix
-
-
-def resize_batch(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (n, s, s, 3) -> uint8 (n, size, size, 3), bilinear, vectorised over images."""
-    if images.shape[1] == size:
-        return images
-    r = bilinear_matrix(images.shape[1], size)                       # (size, s)
-    x = images.astype(np.float32)
-    # out[n, i, j, c] = sum_{h, w} R[i, h] x[n, h, w, c] R[j, w]
-    out = np.einsum("ih,nhwc,jw->nijc", r, x, r, optimize=True)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def open_cifar10(path, image_size: int, cache_dir=None, log=None) -> tuple[ImageSet, ImageSet]:
