@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import make_tiny_folder
 
 from tinyalex import checkpoint, train
 from tinyalex.distributed import share, volume
@@ -36,18 +36,8 @@ TIMEOUT = 120  # seconds for one mpiexec run; the slowest here takes about 6
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """train/ and val/ with three classes of 72x72 images: a bright square of the class colour."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 10), ("val", 3)):
-        for c, name in enumerate(("blue", "red", "green")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                image = rng.integers(0, 60, (72, 72, 3), dtype=np.uint8)
-                top, left = rng.integers(5, 35, 2)
-                image[top : top + 30, left : left + 30, c] = 230
-                Image.fromarray(image).save(root / split / name / f"{i}.png")
-    return root
+    """train/ and val/ with three classes of 72x72 images (conftest.make_tiny_folder)."""
+    return make_tiny_folder(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

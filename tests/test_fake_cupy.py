@@ -10,6 +10,7 @@ uint8 images only" is a test, not a hope.
 
 import numpy as np
 import pytest
+from conftest import make_tiny_folder
 from kernel_cases import rand, scaled_close
 
 from tinyalex import data, layers
@@ -163,20 +164,8 @@ def test_tally_reads_the_gpu_once_per_interval_and_adds_like_the_cpu(fake_cupy):
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    """train/ and val/ with three classes of 72x72 images: a bright square of the class colour."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("tiny-gpu")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("val", 2)):
-        for c, name in enumerate(("blue", "red", "green")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                image = rng.integers(0, 60, (72, 72, 3), dtype=np.uint8)
-                top, left = rng.integers(5, 35, 2)
-                image[top : top + 30, left : left + 30, c] = 230
-                Image.fromarray(image).save(root / split / name / f"{i}.png")
-    return root
+    """train/ and val/ with three classes of 72x72 images (conftest.make_tiny_folder)."""
+    return make_tiny_folder(tmp_path_factory.mktemp("tiny-gpu"), n_train=8, n_val=2)
 
 
 def test_train_on_the_gpu_equals_the_cpu_and_resumes_exactly(fake_cupy, tiny_folder, tmp_path,

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import make_tiny_folder
 from kernel_cases import (
     BWD,
     CONV_CASES,
@@ -304,20 +305,8 @@ def test_indexing_near_2_31_elements(cp, gpu_ops):
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    """train/ and val/ with three classes of 72x72 images: a bright square of the class colour."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("tiny-gpu")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("val", 2)):
-        for c, name in enumerate(("blue", "red", "green")):
-            (root / split / name).mkdir(parents=True)
-            for i in range(count):
-                image = rng.integers(0, 60, (72, 72, 3), dtype=np.uint8)
-                top, left = rng.integers(5, 35, 2)
-                image[top : top + 30, left : left + 30, c] = 230
-                Image.fromarray(image).save(root / split / name / f"{i}.png")
-    return root
+    """train/ and val/ with three classes of 72x72 images (conftest.make_tiny_folder)."""
+    return make_tiny_folder(tmp_path_factory.mktemp("tiny-gpu"), n_train=8, n_val=2)
 
 
 def test_train_py_on_gpu_matches_the_cpu(cp, tiny_folder, tmp_path, monkeypatch):
