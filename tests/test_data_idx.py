@@ -235,7 +235,9 @@ def test_train_then_evaluate_reports_the_test_split(tmp_path, monkeypatch, capsy
     spec, out = f"fashion-mnist:{tmp_path / 'set'}", tmp_path / "run"
     assert train.main(["--data", spec, "--out", str(out), "--epochs", "1", "--batch-size", "16",
                        "--no-progress", "--num-workers", "0"]) == 0
-    assert "50 train / 10 val images, 10 classes" in capsys.readouterr().out   # no t10k
+    started = capsys.readouterr().out
+    assert "50 train / 10 val images, 10 classes" in started   # no t10k
+    assert "tinyalex: fashion preset" in started               # the preset sized for 28 px
     assert evaluate.main(["--checkpoint", str(out / "best.npz")]) == 0
     lines = capsys.readouterr().out.splitlines()  # line 1 names the checkpoint used
     assert lines[0].startswith("checkpoint ") and "best.npz" in lines[0]
