@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tinyalex import storage
 from tinyalex.data.imageset import atomic_directory, cache_root
-from tinyalex.storage import durable_file, open_for_writing
 
 VERSION = 4
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "crescent", "arrow", "heart",
@@ -227,7 +227,7 @@ def _write_class(args) -> int:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        with open_for_writing(folder / f"{i:05d}.png") as f:
+        with storage.open_for_writing(folder / f"{i:05d}.png") as f:
             Image.fromarray(render(seed, split, class_index, i, size)).save(
                 f, format="PNG", compress_level=1)
     return count
@@ -276,7 +276,7 @@ def builtin_dataset(root: str | os.PathLike | None = None, seed: int = 0, *,
                 _write_class(job)
         # written last: its presence marks a complete set
         os.sync()  # the images reach the disk before the file that marks them complete
-        with durable_file(tmp / "dataset.json", "w") as f:
+        with storage.durable_file(tmp / "dataset.json", "w") as f:
             f.write(json.dumps(
                 {"generator": f"tinyalex.data.synthetic v{VERSION}", "seed": seed,
                  "classes": list(CLASSES), "image_size": size, "train_per_class": n_train,
