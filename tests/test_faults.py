@@ -411,31 +411,35 @@ def subprocess_env(cache):
                 PYTHONPATH=str(Path(__file__).resolve().parents[1]))
 
 
-@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(folder, tmp_path):
-    """Four kills at random moments (some land while a checkpoint is written), then the run
-    resumes to its end; every checkpoint loads and no temporary file is left."""
+    """Five kills at random moments of training (some land while a checkpoint is written),
+    each after the program's start-up line; every checkpoint left loads, the run resumes to
+    its end, and no temporary file is left."""
     run = tmp_path / "run"
     env = subprocess_env(tmp_path / "cache")
-    command = [sys.executable, "-m", "tinyalex.train", *map(str, args(folder, run, 6))]
     rng = np.random.default_rng(0)
-    for _ in range(4):
-        argv = command if not (run / "last.npz").exists() else [
-            sys.executable, "-m", "tinyalex.train", "--resume", str(run), "--no-progress",
-            "--num-workers", "0"]
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(2.0, 6.0))
+    epochs = []  # the epoch last.npz held after each kill
+    for _ in range(5):
+        argv = (args(folder, run, 12) if not (run / "last.npz").exists() else
+                ["--resume", run, "--no-progress", "--num-workers", "0"])
+        proc = subprocess.Popen([sys.executable, "-m", "tinyalex.train", *map(str, argv)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        assert proc.stdout.readline().startswith("tinyalex: ")   # training begins
+        time.sleep(rng.uniform(0.0, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         for name in ("last.npz", "best.npz"):
             if (run / name).exists():
                 checkpoint.load(run / name)
+        epochs.append(checkpoint.load(run)[1]["epoch"] if (run / "last.npz").exists() else 0)
+    assert epochs[-1] > 0 and epochs[-1] < 12, epochs    # the kills interrupted real work
     done = subprocess.run([sys.executable, "-m", "tinyalex.train", "--resume", str(run),
                            "--no-progress", "--num-workers", "0"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    loads_at(run / "last.npz", 6)
+    loads_at(run / "last.npz", 12)
     checkpoint.load(run / "best.npz")
     assert temporaries(run, tmp_path / "cache") == []
 
