@@ -12,6 +12,7 @@ checkpoint intact and loadable, no temporary file left, and the next run goes on
 import errno
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -207,6 +208,31 @@ def test_a_truncated_cache_entry_is_detected_and_rebuilt(folder, tmp_path, monke
                for line in lines), lines
     np.testing.assert_array_equal(again.images, expected)
     assert [p.name for p in (tmp_path / "cache" / "decoded").iterdir()] == [entry.name]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system (tmpfs), where the kernel itself answers ENOSPC; skipped where
+    mounting is not allowed (not root, or a container without the right)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a 1 MB tmpfs needs root (the injected faults cover the same)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_real_full_disk_keeps_the_old_checkpoint(small_disk):
+    old = checkpoint.save(small_disk / "last.npz", {"param": {"w": np.ones(100_000, np.float32)}},
+                          {"epoch": 1})                                  # 400 KB
+    before = old.read_bytes()
+    with pytest.raises(storage.WriteError) as caught:                   # 400 + 800 KB > 1 MB
+        checkpoint.save(old, {"param": {"w": np.ones(200_000, np.float32)}}, {"epoch": 2})
+    assert re.fullmatch(rf"cannot write {re.escape(str(old))}: no space left on the disk "
+                        r"\(80\d\.\d KB needed, \d+\.\d KB free\): free space there, or write "
+                        r"somewhere else", str(caught.value)), str(caught.value)
+    assert old.read_bytes() == before and list(small_disk.iterdir()) == [old]
 
 
 @pytest.mark.parametrize("damage, reason", [
