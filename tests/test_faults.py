@@ -276,7 +276,7 @@ def test_a_failed_write_in_the_run_folder(op, name, code, faults, folder, epoch1
     """Epoch 2 of a resumed run; the fault hits the first such operation on ``name``."""
     run = tmp_path / "run"
     shutil.copytree(epoch1, run)
-    metrics = (run / "metrics.csv").read_text()
+    metrics, before = (run / "metrics.csv").read_text(), (run / "last.npz").read_bytes()
     faults.arm(op, name, code)
     status, out, err = run_train(capsys, "--resume", run, "--epochs", 2)
     assert faults.fired and status == cli.EXIT_FAILED
@@ -286,7 +286,8 @@ def test_a_failed_write_in_the_run_folder(op, name, code, faults, folder, epoch1
     assert ("input/output error" in line) == (code == errno.EIO)
     assert temporaries(run) == []
     if name == "last.npz":
-        loads_at(run / "last.npz", 1)                     # the previous one, intact
+        assert (run / "last.npz").read_bytes() == before  # the previous one, intact
+        loads_at(run / "last.npz", 1)
         assert "keeps the end of epoch 1" in line
     else:                                                 # last.npz of epoch 2 was written
         loads_at(run / "last.npz", 2)
