@@ -425,10 +425,13 @@ def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path):
         (tmp_path / name).write_bytes(b"partial")
     old = time.time() - storage.STALE_AFTER_S - 60
     os.utime(tmp_path / names["other host, old"], (old, old))
-    (tmp_path / ".tmp-1@h-dir").mkdir()                          # pid 1 lives: kept
+    (tmp_path / ".tmp-1@h-dir").mkdir()                          # another host, recent: kept
+    (tmp_path / ".tmp-mine").write_bytes(b"a user's")             # not our name: kept
+    os.utime(tmp_path / ".tmp-mine", (old, old))
     checkpoint.save(tmp_path / "last.npz", {"param": {"w": np.ones(3, np.float32)}}, {})
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == sorted([".tmp-1@h-dir", names["live"], names["other host"], "last.npz"])
+    assert left == sorted([".tmp-1@h-dir", ".tmp-mine", names["live"], names["other host"],
+                           "last.npz"])
 
 
 # --- processes: SIGKILL at random moments, two decoders at once --------------------------------

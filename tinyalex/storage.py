@@ -132,15 +132,16 @@ def _alive(pid: int) -> bool:
 
 
 def is_stale(path: Path, now: float | None = None) -> bool:
-    """Whether a temporary entry was left by a writer that is gone: its process (on this host)
-    no longer runs, or it has not changed for STALE_AFTER_S. Never this process's own."""
+    """Whether a temporary entry (named by ``temp_prefix``) was left by a writer that is gone:
+    its process (on this host) no longer runs, or it has not changed for STALE_AFTER_S.
+    Never this process's own, and never a file of another name (a user's)."""
     match = _TEMP.match(path.name)
     try:
         age = (now or time.time()) - path.lstat().st_mtime
     except OSError:
         return False
-    if match is None:  # an old-style temporary name: only by age
-        return path.name.startswith(".tmp") and age > STALE_AFTER_S
+    if match is None:  # not a name this module makes: never touched
+        return False
     pid, host = int(match.group(1)), match.group(2)
     if pid == os.getpid() and host == _host():
         return False
@@ -155,7 +156,7 @@ def clean_stale(folder) -> list[Path]:
     except OSError:
         return removed
     for path in entries:
-        if path.name.startswith(".tmp") and is_stale(path):
+        if is_stale(path):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
