@@ -355,6 +355,20 @@ def test_a_failed_write_while_generating_the_built_in_set(op, name, code, nth, f
     assert len(list((done / "train").rglob("*.png"))) == 20
 
 
+def test_a_failed_write_of_a_figure_keeps_the_old_one(faults, epoch1, tmp_path, capsys):
+    from tinyalex import viz
+
+    out = tmp_path / "filters.png"
+    argv = ["filters", "--checkpoint", str(epoch1), "--out", str(out)]
+    assert cli.run(viz.main, argv) == 0
+    before = out.read_bytes()
+    faults.arm("write", "filters.png", errno.ENOSPC)
+    assert cli.run(viz.main, argv) == cli.EXIT_FAILED and faults.fired
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: cannot write {out}: no space left on the disk")
+    assert out.read_bytes() == before and temporaries(tmp_path) == []
+
+
 def test_an_unwrapped_disk_error_is_still_one_line():
     def fails(argv):
         raise OSError(errno.EIO, os.strerror(errno.EIO), "/somewhere/file")
