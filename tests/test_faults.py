@@ -456,9 +456,10 @@ def subprocess_env(cache):
 
 
 def test_sigkill_at_random_moments_then_resume(folder, tmp_path):
-    """Five kills at random moments of training (some land while a checkpoint is written),
-    each after the program's start-up line; every checkpoint left loads, the run resumes to
-    its end, and no temporary file is left."""
+    """Five kills at random moments of training, each 1 or 2 epochs into a process and 0 to
+    0.4 s after an epoch's line (the checkpoints are written then, so some kills land while
+    one is written); every checkpoint left loads, the run resumes to its end, and no
+    temporary file is left."""
     run = tmp_path / "run"
     env = subprocess_env(tmp_path / "cache")
     rng = np.random.default_rng(0)
@@ -469,8 +470,12 @@ def test_sigkill_at_random_moments_then_resume(folder, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "tinyalex.train", *map(str, argv)],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True)
-        assert proc.stdout.readline().startswith("tinyalex: ")   # training begins
-        time.sleep(rng.uniform(0.0, 2.5))
+        wait = int(rng.integers(1, 3))   # epoch lines to see before the kill
+        for line in proc.stdout:
+            wait -= line.startswith("epoch ")
+            if not wait:
+                break
+        time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
@@ -478,7 +483,7 @@ def test_sigkill_at_random_moments_then_resume(folder, tmp_path):
             if (run / name).exists():
                 checkpoint.load(run / name)
         epochs.append(checkpoint.load(run)[1]["epoch"] if (run / "last.npz").exists() else 0)
-    assert epochs[-1] > 0 and epochs[-1] < 12, epochs    # the kills interrupted real work
+    assert 0 < epochs[0] and epochs[-1] < 12, epochs     # the kills interrupted real work
     done = subprocess.run([sys.executable, "-m", "tinyalex.train", "--resume", str(run),
                            "--no-progress", "--num-workers", "0"], env=env,
                           capture_output=True, text=True, timeout=300)
