@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tinyalex import cli
 from tinyalex.data import cache_root
+from tinyalex.storage import human
 
 
 @dataclass
@@ -51,16 +52,6 @@ def size_of(path: Path) -> int:
             if not file.is_symlink():
                 total += file.stat().st_size
     return total
-
-
-def human(size: int) -> str:
-    """1536 -> '1.5 KB' (powers of 1000, as disk tools and file managers show them)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError
 
 
 def _decoded_what(path: Path) -> str:

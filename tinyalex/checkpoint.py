@@ -4,22 +4,27 @@ Arrays are stored under prefixed names (``param/conv1.w``, ``velocity/conv1.w``,
 ``data/mean``, ...) and everything else (config, epoch, optimiser and schedule state, RNG
 states, class names, metrics) as one JSON document under ``meta``. Files are written
 atomically: to a temporary file in the same folder, flushed to disk, then renamed over the
-old one, so a crash or Ctrl-C while saving never leaves a half-written checkpoint behind.
+old one (tinyalex.storage.atomic_file), so a crash, a full disk or Ctrl-C while saving never
+leaves a half-written checkpoint behind, and the previous one stays as it was; a failed write
+is a one-line ``WriteError``. ``estimate_size`` says beforehand how large a file will be.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from tinyalex.backend import to_numpy
+from tinyalex.storage import atomic_file
 
 FORMAT = "tinyalex-checkpoint-v1"
+# Bytes an .npz adds to each array: the .npy header (128) and the zip entry's local and
+# central headers with their ZIP64 fields (about 100 plus twice the name): 512 is a bound.
+ENTRY_BYTES = 512
 
 
 class CheckpointError(ValueError):
@@ -33,21 +38,23 @@ def save(path: str | os.PathLike, arrays: dict[str, dict], meta: dict) -> Path:
     "data": {"mean": ...}}`` (NumPy or CuPy; stored as NumPy). meta: JSON-serialisable.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     flat = {f"{group}/{name}": to_numpy(value)
             for group, values in arrays.items() for name, value in values.items()}
     flat["meta"] = np.array(json.dumps(dict(meta, format=FORMAT)))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **flat)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    need = sum(a.nbytes + ENTRY_BYTES for a in flat.values())
+    with atomic_file(path, need=need) as f:
+        np.savez(f, **flat)
     return path
+
+
+def estimate_size(arrays: dict[str, dict], meta_bytes: int = 65536) -> int:
+    """Bytes of the checkpoint ``save(path, arrays, meta)`` writes, an upper bound for a meta
+    up to ``meta_bytes`` long as JSON (a run's grows by about 250 bytes per epoch).
+
+    arrays: as for ``save`` (NumPy or CuPy arrays; only their sizes are read).
+    """
+    return meta_bytes + sum(int(value.nbytes) + ENTRY_BYTES
+                            for values in arrays.values() for value in values.values())
 
 
 def load(path: str | os.PathLike) -> tuple[dict[str, dict], dict]:

@@ -29,7 +29,6 @@ import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see
 import argparse
 import csv
 import math
-import os
 import signal
 import sys
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyalex import checkpoint, cli, data, distributed
+from tinyalex import checkpoint, cli, data, distributed, storage
 from tinyalex.backend import resolve_device, resolve_impl, to_device, to_numpy
 from tinyalex.cuda import staging
 from tinyalex.evaluate import class_difference, evaluate, has_top5
@@ -514,17 +513,42 @@ def finished_message(meta: dict, folder: Path, epochs: int) -> str | None:
             f"tinyalex.train --resume {folder} --epochs {done + max(1, done // 2)}")
 
 
+RUN_FOLDER_FIX = "pass --out a folder on a disk with room"
+
+
+def check_room(run: Run, out: Path) -> None:
+    """Stop before training (NotEnoughRoom: one line, exit status 2) when the disk of ``out``
+    cannot hold the run's checkpoints at their peak: last.npz, best.npz and the temporary copy
+    written before it replaces one of them, three checkpoints (params, momentum buffers, data
+    statistics and the metadata), less what those already there take (a resumed run)."""
+    size = checkpoint.estimate_size(
+        {"param": run.net.params, "velocity": run.opt.velocity, "data": run.stats},
+        meta_bytes=65536 + 300 * run.hp["epochs"])
+    held = sum((out / name).stat().st_size for name in ("last.npz", "best.npz")
+               if (out / name).is_file())
+    storage.check_room(out, 3 * size - held,
+                       f"this run's checkpoints (last.npz, best.npz and a temporary copy while "
+                       f"one is replaced: 3 x {storage.human(size)})", RUN_FOLDER_FIX)
+
+
+def write_failed(error: storage.WriteError, run: Run, out: Path) -> None:
+    """Complete a WriteError of the run folder with the way out and what was kept."""
+    error.fix = RUN_FOLDER_FIX
+    if run.saved is not None and (out / "last.npz").is_file():
+        error.after = (f"; {out / 'last.npz'} keeps {position(*run.saved)} (continue with "
+                       f"--resume {out}, adding --out for a new folder)")
+    else:
+        error.after = "; nothing of this run was saved"
+
+
 def write_metrics(folder: Path, history: list[dict]) -> None:
     """metrics.csv (one row per epoch) and curves.png, both rewritten from the history."""
     if not history:
         return
-    path = folder / "metrics.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with storage.atomic_file(folder / "metrics.csv", "w") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)  # None (top-5 with <= 5 classes) is written as empty
-    os.replace(tmp, path)
     from tinyalex.viz import plot_learning_curves
 
     plot_learning_curves(history, folder / "curves.png")
@@ -597,9 +621,14 @@ def training(args, Runner=Run) -> int:
             out = Path(args.out) if args.out else default_out()
             refuse_run_folder(out)
             run = Runner(args)
+        check_room(run, out)  # before anything is written or trained
         created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         return train(run, out)
+    except storage.WriteError as e:
+        if run is not None:  # (a failed write to the data cache has its own way out)
+            write_failed(e, run, out)
+        raise
     except KeyboardInterrupt:
         if run is not None and run.saved is not None:
             print(f"\ninterrupted at once: the step in progress was dropped; "

@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tinyalex.storage import atomic_file
+
 # --- learning curves ------------------------------------------------------------------------
 
 
@@ -60,12 +62,13 @@ def _pyplot():
 
 
 def _save_figure(fig, path: Path, dpi: int = 80) -> Path:
-    """Write a matplotlib figure to a temporary file and rename it, so that a viewer never
-    sees a half-drawn image."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    _pyplot().close(fig)
-    os.replace(tmp, path)
+    """Write a matplotlib figure as a PNG atomically (tinyalex.storage.atomic_file), so that a
+    viewer never sees a half-drawn image and a failed write leaves the old one."""
+    try:
+        with atomic_file(path) as f:
+            fig.savefig(f, dpi=dpi, format="png")
+    finally:
+        _pyplot().close(fig)
     return path
 
 
@@ -415,10 +418,8 @@ def _text_strip(text: str, width: int) -> Image.Image:
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write uint8 (H, W, 3) atomically (temporary file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        Image.fromarray(image).save(f, format="PNG")
     return path
 
 

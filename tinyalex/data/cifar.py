@@ -20,15 +20,21 @@ thousands of images at once (``resample.py``), then cached on disk like decoded 
 from __future__ import annotations
 
 import hashlib
-import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 
-from tinyalex.data.folder import CACHE_VERSION, open_cached_split, remove_stale_caches
-from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_root
+from tinyalex.data.folder import (
+    CACHE_VERSION,
+    cache_entry,
+    image_bytes,
+    open_cached_split,
+    save_labels,
+)
+from tinyalex.data.imageset import DataError, ImageSet, cache_root
 from tinyalex.data.resample import bilinear_matrix, resize_batch  # noqa: F401 (kept for callers)
+from tinyalex.storage import durable_file
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 VAL_BATCH = "test_batch"
@@ -88,30 +94,27 @@ def open_cifar10(path, image_size: int, cache_dir=None, log=None) -> tuple[Image
         digest.update(f"{f.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     cache = cache_root(cache_dir) / "decoded" / f"cifar10-{image_size}px-{digest.hexdigest()[:16]}"
 
-    if not (cache / "meta.json").is_file():
+    def build(tmp: Path) -> dict:
         if log:
             log(f"converting CIFAR-10 from {root} to {image_size}x{image_size} in {cache} (once)")
-        with atomic_directory(cache) as tmp:
-            counts = {}
-            for name, batch_names in (("train", TRAIN_BATCHES), ("val", (VAL_BATCH,))):
-                all_labels = []
-                with open(tmp / f"{name}.u8", "wb") as raw:
-                    for batch_name in batch_names:
-                        images, labels = read_batch(root / batch_name)
-                        if labels.min() < 0 or labels.max() >= len(classes):
-                            raise DataError(f"{root / batch_name} has labels outside 0.."
-                                            f"{len(classes) - 1}: re-extract the archive")
-                        for start in range(0, len(images), 1000):   # bounded memory
-                            raw.write(resize_batch(images[start:start + 1000], image_size)
-                                      .tobytes())
-                        all_labels.append(labels)
-                labels_arr = np.concatenate(all_labels)
-                np.save(tmp / f"{name}-labels.npy", labels_arr)
-                counts[name] = len(labels_arr)
-            meta = {"source": str(root), "image_size": image_size, "classes": classes,
-                    "split": "cifar10", "counts": counts, "skipped": {"train": [], "val": []}}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        remove_stale_caches(cache, log)
+        counts = {}
+        for name, batch_names in (("train", TRAIN_BATCHES), ("val", (VAL_BATCH,))):
+            all_labels = []
+            with durable_file(tmp / f"{name}.u8") as raw:
+                for batch_name in batch_names:
+                    images, labels = read_batch(root / batch_name)
+                    if labels.min() < 0 or labels.max() >= len(classes):
+                        raise DataError(f"{root / batch_name} has labels outside 0.."
+                                        f"{len(classes) - 1}: re-extract the archive")
+                    for start in range(0, len(images), 1000):   # bounded memory
+                        raw.write(resize_batch(images[start:start + 1000], image_size)
+                                  .tobytes())
+                    all_labels.append(labels)
+            labels_arr = np.concatenate(all_labels)
+            save_labels(tmp / f"{name}-labels.npy", labels_arr)
+            counts[name] = len(labels_arr)
+        return {"source": str(root), "image_size": image_size, "classes": classes,
+                "split": "cifar10", "counts": counts, "skipped": {"train": [], "val": []}}
 
-    meta = json.loads((cache / "meta.json").read_text())
+    meta = cache_entry(cache, build, image_bytes(60000, image_size), log)
     return open_cached_split(cache, "train", meta), open_cached_split(cache, "val", meta)

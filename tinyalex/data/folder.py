@@ -12,13 +12,17 @@ Decoding JPEGs is what limits a CPU training run, so every file is decoded once 
     <cache>/decoded/<folder>-<S>px-<key>/train.u8        N_train x S x S x 3 bytes, row-major
                                          train-labels.npy int64 (N_train,)
                                          val.u8, val-labels.npy
-                                         meta.json        classes, counts, skipped files
+                                         meta.json        classes, counts, skipped files,
+                                                          the files' sizes, a checksum
 
 and every later run maps that file with ``np.memmap``: the OS pages in the rows a batch
 touches, so memory stays bounded whatever the size of the set. ``key`` hashes the file list
 with each file's size and modification time, S, and the split settings: adding, removing or
 touching a file, or asking for another S, builds a fresh cache instead of reusing a stale one.
-The cache folder is written under a temporary name and renamed when complete.
+The cache folder is written under a temporary name and renamed when complete, after a check
+that its disk has room for it. Every open validates it first (``read_entry``: the format, the
+checksum of meta.json, every file's size against meta.json's, the labels' checksums); a damaged
+entry (a crash of the machine, a copy gone wrong) is decoded again, with one line saying so.
 
 Files that Pillow cannot decode (truncated, not an image, an HTML page saved as .jpg, a
 stray .txt) are skipped and listed in ``ImageSet.skipped``; names starting with "." (.DS_Store,
@@ -41,8 +45,10 @@ import numpy as np
 
 from tinyalex.data.decode import decode, describe_error
 from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_root
+from tinyalex.storage import durable_file, temp_prefix
 
-CACHE_VERSION = 1   # bump when decoding changes, so old caches are not reused
+CACHE_VERSION = 2   # bump when decoding or the layout changes, so old caches are not reused
+CACHE_FORMAT = f"tinyalex-decoded-v{CACHE_VERSION}"
 
 
 def find_classes(split_dir: Path) -> list[str]:
@@ -134,7 +140,7 @@ def _decode_split(paths, labels, size, out_dir: Path, name: str, workers: int, l
     """
     kept_labels, skipped = [], []
     last_report = time.monotonic()
-    with open(out_dir / f"{name}.u8", "wb") as raw:
+    with durable_file(out_dir / f"{name}.u8") as raw:
         results = _ordered_map(_decode_or_reason, [(p, size) for p in paths], workers)
         for i, ((image, reason), path, label) in enumerate(zip(results, paths, labels,
                                                                strict=True)):
@@ -169,6 +175,106 @@ def remove_stale_caches(fresh: Path, log=None) -> None:
             shutil.rmtree(other, ignore_errors=True)
             if log:
                 log(f"removed the outdated cache {other}")
+
+
+def image_bytes(count: int, size: int) -> int:
+    """Bytes of ``count`` decoded images of side ``size`` and their labels in a cache entry."""
+    return count * (size * size * 3 + 8) + 4096
+
+
+def save_labels(path: Path, labels: np.ndarray) -> None:
+    """``labels`` as an .npy file, on the disk before meta.json vouches for it."""
+    with durable_file(path) as f:
+        np.save(f, labels)
+
+
+def _checksum(meta: dict) -> str:
+    """SHA-256 of meta.json's content without its checksum field (keys sorted)."""
+    body = {key: value for key, value in meta.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    """meta.json, written last into a cache entry being built: ``meta`` plus the format, the
+    size of every file beside it, the checksums of the label files, and its own checksum."""
+    files = sorted(p for p in folder.iterdir() if p.name != "meta.json")
+    meta = dict(meta, format=CACHE_FORMAT, sizes={p.name: p.stat().st_size for p in files},
+                labels_sha256={p.name: _file_sha256(p) for p in files
+                               if p.name.endswith("-labels.npy")})
+    meta["checksum"] = _checksum(meta)
+    with durable_file(folder / "meta.json", "w") as f:
+        f.write(json.dumps(meta, indent=1) + "\n")
+
+
+def read_entry(cache: Path) -> tuple[dict | None, str]:
+    """(meta, "") for a sound cache entry; (None, what is wrong) for a missing or damaged one.
+
+    Sound: meta.json parses, has this version's format and matches its checksum; every file it
+    lists has the size it recorded; each split's images file holds count x S x S x 3 bytes;
+    the label files match their checksums. The images themselves are not read (an ImageNet
+    entry is 250 GB): a truncated or extended file is what a crash or a bad copy leaves.
+    """
+    try:
+        meta = json.loads((cache / "meta.json").read_text())
+    except FileNotFoundError:
+        return None, "meta.json is missing" if cache.exists() else "missing"
+    except (OSError, ValueError) as e:
+        return None, f"meta.json is unreadable: {type(e).__name__}"
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+        return None, (f"format {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                      f"expected {CACHE_FORMAT!r}")
+    if meta.get("checksum") != _checksum(meta):
+        return None, "meta.json does not match its checksum"
+    size = meta["image_size"]
+    for name, count in meta["counts"].items():
+        if meta["sizes"].get(f"{name}.u8") != count * size * size * 3:
+            return None, f"meta.json's size of {name}.u8 does not match {count} images"
+    for name, expected in meta["sizes"].items():
+        try:
+            actual = (cache / name).stat().st_size
+        except OSError:
+            return None, f"{name} is missing"
+        if actual != expected:
+            return None, f"{name} holds {actual} bytes, {expected} expected"
+    for name, digest in meta["labels_sha256"].items():
+        if _file_sha256(cache / name) != digest:
+            return None, f"{name} does not match its checksum"
+    return meta, ""
+
+
+def cache_entry(cache: Path, build, need: int, log=None) -> dict:
+    """The meta of the sound cache entry ``cache``, built first when it is missing or damaged.
+
+    build(tmp) writes the entry's files into the folder ``tmp`` and returns its meta (without
+    the fields ``write_meta`` adds). need: the bytes the entry will take, checked against the
+    free room before building (NotEnoughRoom). A damaged entry is moved aside and removed,
+    ``log`` says so in one line, and it is built again.
+    """
+    meta, problem = read_entry(cache)
+    if meta is not None:
+        return meta
+    if problem != "missing":
+        if log:
+            log(f"the cache entry {cache} is damaged ({problem}): removing it and decoding "
+                "again")
+        aside = cache.with_name(temp_prefix(cache.name) + "damaged")
+        try:
+            os.rename(cache, aside)    # atomic: another process never sees it half-removed
+        except FileNotFoundError:      # another process moved it first
+            pass
+        shutil.rmtree(aside, ignore_errors=True)
+    with atomic_directory(cache, need) as tmp:
+        write_meta(tmp, build(tmp))
+    remove_stale_caches(cache, log)
+    meta, problem = read_entry(cache)
+    if meta is None:
+        raise DataError(f"the cache entry {cache} is damaged right after it was written "
+                        f"({problem}): check the disk, or set TINYALEX_CACHE to another folder")
+    return meta
 
 
 def open_cached_split(cache: Path, name: str, meta: dict) -> ImageSet:
@@ -232,25 +338,23 @@ def open_folder(root, image_size: int, cache_dir=None, val_fraction: float = 0.1
     cache = cache_root(cache_dir) / "decoded" / (f"{safe_name}-{image_size}px-"
                                                  f"{digest.hexdigest()[:16]}")
 
-    if not (cache / "meta.json").is_file():
-        workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    def build(tmp: Path) -> dict:
+        n_workers = workers if workers is not None else min(4, os.cpu_count() or 1)
         if log:
             log(f"decoding {len(paths)} train and {len(val_paths)} val files from {root} "
                 f"into {cache} (once)")
-        with atomic_directory(cache) as tmp:
-            meta = {"source": str(root), "image_size": image_size, "classes": classes,
-                    "split": split_desc, "counts": {}, "skipped": {}}
-            for name, split_paths, split_labels in (("train", paths, labels),
-                                                    ("val", val_paths, val_labels)):
-                count, kept, skipped = _decode_split(split_paths, split_labels, image_size, tmp,
-                                                     name, workers, log)
-                np.save(tmp / f"{name}-labels.npy", kept)
-                meta["counts"][name] = count
-                meta["skipped"][name] = skipped
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")   # last: complete
-        remove_stale_caches(cache, log)
+        meta = {"source": str(root), "image_size": image_size, "classes": classes,
+                "split": split_desc, "counts": {}, "skipped": {}}
+        for name, split_paths, split_labels in (("train", paths, labels),
+                                                ("val", val_paths, val_labels)):
+            count, kept, skipped = _decode_split(split_paths, split_labels, image_size, tmp,
+                                                 name, n_workers, log)
+            save_labels(tmp / f"{name}-labels.npy", kept)
+            meta["counts"][name] = count
+            meta["skipped"][name] = skipped
+        return meta
 
-    meta = json.loads((cache / "meta.json").read_text())
+    meta = cache_entry(cache, build, image_bytes(len(paths) + len(val_paths), image_size), log)
     train, val = open_cached_split(cache, "train", meta), open_cached_split(cache, "val", meta)
     for split, folder in ((train, train_dir), (val, val_dir if val_dir.is_dir() else None)):
         _check_classes(split, folder, paths if split is train else val_paths,

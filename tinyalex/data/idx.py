@@ -42,15 +42,22 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from tinyalex.data.folder import CACHE_VERSION, hold_out, open_cached_split, remove_stale_caches
-from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_root
+from tinyalex.data.folder import (
+    CACHE_VERSION,
+    cache_entry,
+    hold_out,
+    image_bytes,
+    open_cached_split,
+    save_labels,
+)
+from tinyalex.data.imageset import DataError, ImageSet, cache_root
 from tinyalex.data.resample import resize_batch
+from tinyalex.storage import durable_file
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 INSTALL = "sudo apt-get install dataset-fashion-mnist"
@@ -196,7 +203,7 @@ def open_idx(spec: str, image_size: int, cache_dir=None, val_fraction: float = 0
         digest.update(f"{path.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     cache = cache_root(cache_dir) / "decoded" / f"{name}-{image_size}px-{digest.hexdigest()[:16]}"
 
-    if not (cache / "meta.json").is_file():
+    def build(tmp: Path) -> dict:
         if log:
             log(f"converting {name} from {folder} to {image_size}x{image_size} RGB in {cache} "
                 "(once)")
@@ -209,24 +216,21 @@ def open_idx(spec: str, image_size: int, cache_dir=None, val_fraction: float = 0
                             f"must come from the same set; {fix}")
         is_val = hold_out(range(len(train_labels)), train_labels, classes, val_fraction, seed)
         splits = {"train": np.flatnonzero(~is_val), "val": np.flatnonzero(is_val)}
-        with atomic_directory(cache) as tmp:
-            counts = {}
-            for split, images, labels, rows in (
-                    ("train", train_images, train_labels, splits["train"]),
-                    ("val", train_images, train_labels, splits["val"]),
-                    ("test", test_images, test_labels, np.arange(len(test_labels)))):
-                with open(tmp / f"{split}.u8", "wb") as raw:
-                    for start in range(0, len(rows), 1000):         # bounded memory
-                        gray = images[rows[start:start + 1000], :, :, None]   # (b, 28, 28, 1)
-                        resized = resize_batch(gray, image_size)         # (b, S, S, 1)
-                        raw.write(np.repeat(resized, 3, axis=3).tobytes())  # (b, S, S, 3)
-                np.save(tmp / f"{split}-labels.npy", labels[rows])
-                counts[split] = len(rows)
-            meta = {"source": str(folder), "image_size": image_size, "classes": classes,
-                    "split": f"{name} {split_desc}", "counts": counts,
-                    "skipped": {"train": [], "val": [], "test": []}}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        remove_stale_caches(cache, log)
+        counts = {}
+        for split, images, labels, rows in (
+                ("train", train_images, train_labels, splits["train"]),
+                ("val", train_images, train_labels, splits["val"]),
+                ("test", test_images, test_labels, np.arange(len(test_labels)))):
+            with durable_file(tmp / f"{split}.u8") as raw:
+                for start in range(0, len(rows), 1000):         # bounded memory
+                    gray = images[rows[start:start + 1000], :, :, None]   # (b, 28, 28, 1)
+                    resized = resize_batch(gray, image_size)         # (b, S, S, 1)
+                    raw.write(np.repeat(resized, 3, axis=3).tobytes())  # (b, S, S, 3)
+            save_labels(tmp / f"{split}-labels.npy", labels[rows])
+            counts[split] = len(rows)
+        return {"source": str(folder), "image_size": image_size, "classes": classes,
+                "split": f"{name} {split_desc}", "counts": counts,
+                "skipped": {"train": [], "val": [], "test": []}}
 
-    meta = json.loads((cache / "meta.json").read_text())
+    meta = cache_entry(cache, build, image_bytes(70000, image_size), log)
     return {split: open_cached_split(cache, split, meta) for split in ("train", "val", "test")}

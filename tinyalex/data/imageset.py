@@ -15,14 +15,13 @@ Mean subtraction, crops, flips and lighting happen later, per batch (``augment.p
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tinyalex.storage import atomic_directory  # noqa: F401 (the data modules' import)
 
 
 class DataError(Exception):
@@ -71,26 +70,3 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "tinyalex"
-
-
-@contextlib.contextmanager
-def atomic_directory(final: Path):
-    """Build a directory under a temporary name and rename it to ``final`` when the block ends.
-
-    Yields the temporary path to write into. A crash or Ctrl-C leaves only a ``.tmp-*`` folder,
-    never a half-written ``final`` that a later run would take for a finished one. If another
-    process finished ``final`` first, ours is thrown away and theirs kept (same content).
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, final)  # atomic on POSIX; fails if final exists and is non-empty
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
