@@ -152,7 +152,7 @@ def default_milestones(epochs: int) -> list[int]:
 def default_preset(spec) -> str:
     """The preset without --config: "fashion" for the 28-pixel IDX sets (fashion-mnist,
     mnist:PATH), sized for their images; "mini" for everything else."""
-    return "fashion" if spec and data.parse_spec(os.fspath(spec)) else "mini"
+    return "fashion" if spec and data.parse_spec(spec) else "mini"
 
 
 def with_init(config: AlexNetConfig, init: str | None) -> AlexNetConfig:
