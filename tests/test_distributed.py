@@ -318,3 +318,17 @@ def test_parallel_runs_on_gpus_train_as_one_gpu(n, mode, folder, tmp_path, envir
     out = tmp_path / "parallel"
     train_mpi(n, env, "--parallel", mode, *train_args(folder, out, epochs=2))
     assert_same_weights(out, single, f"{n} GPU processes ({mode})")
+
+
+def test_a_rank_that_cannot_write_reports_one_line_not_a_traceback():
+    from tinyalex import storage
+    from tinyalex.distributed import launch
+
+    full = storage.WriteError("runs/x/last.npz", OSError(5, "Input/output error"))
+    assert launch.describe(full) == (None, str(full))
+    room = storage.NotEnoughRoom("not enough room for this run's checkpoints")
+    assert launch.describe(room) == (None, str(room))
+    assert isinstance(room, launch.USER_ERRORS)           # bad settings: exit status 2
+    assert not isinstance(full, launch.USER_ERRORS)       # a fault at run time: exit status 1
+    trace, line = launch.describe(KeyError("bug"))
+    assert "Traceback" in trace and line == "KeyError: 'bug'"

@@ -25,13 +25,15 @@ import sys
 import time
 import traceback
 
-from tinyalex import cli
+from tinyalex import cli, storage
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
 from tinyalex.distributed.comm import DONE, FAILED, Comm, ParallelStop
 from tinyalex.distributed.placement import launcher
 
-USER_ERRORS = (cli.UserError, DataError, CheckpointError)  # printed as one line, exit status 2
+# printed as one line, exit status 2
+USER_ERRORS = (cli.UserError, DataError, CheckpointError, storage.NotEnoughRoom)
+RUN_ERRORS = (storage.WriteError,)  # printed as one line (the path, cause and fix), exit status 1
 ABORT_GRACE = 0.5  # seconds between printing a rank's last words and MPI_Abort
 
 
@@ -156,8 +158,9 @@ def run(args, training, base) -> int:
 
 
 def describe(error: BaseException) -> tuple[str | None, str]:
-    """(traceback or None, one line): a user error is its message alone; a bug shows where."""
-    if isinstance(error, USER_ERRORS):
+    """(traceback or None, one line): a user error or a failed write is its message alone; a
+    bug shows where."""
+    if isinstance(error, USER_ERRORS + RUN_ERRORS):
         return None, str(error)
     trace = "".join(traceback.format_exception(error)).rstrip()
     return trace, f"{type(error).__name__}: {error}"
