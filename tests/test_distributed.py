@@ -330,5 +330,8 @@ def test_a_rank_that_cannot_write_reports_one_line_not_a_traceback():
     assert launch.describe(room) == (None, str(room))
     assert isinstance(room, launch.USER_ERRORS)           # bad settings: exit status 2
     assert not isinstance(full, launch.USER_ERRORS)       # a fault at run time: exit status 1
-    trace, line = launch.describe(KeyError("bug"))
-    assert "Traceback" in trace and line == "KeyError: 'bug'"
+    try:
+        {}["bug"]
+    except KeyError as bug:
+        trace, line = launch.describe(bug)
+    assert "Traceback" in trace and line == "KeyError: 'bug'"       # a bug shows where
