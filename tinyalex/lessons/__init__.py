@@ -14,6 +14,7 @@ None) or wrong, so every notebook runs from top to bottom as it is stored.
 
     checking.py     the checker: Exercise, check, run_check, hint, show_solution, show_code
     exercises.py    every exercise: random cases, tinyalex's answer, the classic mistakes
+    exercises_10_12.py  the same for lessons 10-12
     solutions.py    one readable answer per exercise (what show_solution prints)
     course.py       the lessons in reading order (the notebooks, tested and in the README)
     experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
@@ -21,7 +22,10 @@ None) or wrong, so every notebook runs from top to bottom as it is stored.
     plots.py        the lessons' figures
 """
 
-from tinyalex.lessons import exercises  # noqa: E402, F401  (registers every exercise)
+from tinyalex.lessons import (
+    exercises,  # noqa: E402, F401  (registers every exercise)
+    exercises_10_12,  # noqa: E402, F401  (lessons 10-12's)
+)
 from tinyalex.lessons.checking import (
     REGISTRY,
     CheckResult,

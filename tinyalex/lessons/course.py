@@ -39,4 +39,9 @@ COURSE: tuple[Lesson, ...] = (
            ("4.2", "5"),
            "inverted dropout against the paper's test-time halving, fully connected layers, "
            "softmax cross-entropy and its gradient"),
+    Lesson(12, "12_paper_and_code.ipynb", "The paper and the code that won",
+           ("3.3", "3.4", "3.5", "5"),
+           "the paper against the 2012 source (computerhistory/AlexNet-Source-Code): LRN's "
+           "alpha / n with k = 1, pooling before LRN, rates lowered by hand and conv1-conv2 "
+           "frozen; what tinyalex follows and the switches"),
 )

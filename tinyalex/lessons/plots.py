@@ -310,3 +310,53 @@ def plot_pool_routing(x, size: int, stride: int, dout=None):
                  "gets both")
     fig.tight_layout()
     return fig
+
+
+# ---- lesson 12: the 2012 code's learning rates ----------------------------------------------
+
+def plot_rate_history(rate_of, layers_: dict, epochs: int, title: str = ""):
+    """The weight learning rate per epoch of some layers, on a log scale (0 drawn at the bottom).
+
+    rate_of(epoch, layer) -> rate; layers_: {label: layer name}.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    epoch = np.arange(epochs + 1)
+    floor = 1e-6  # where a rate of 0 is drawn on the log axis
+    for k, (label, layer) in enumerate(layers_.items()):
+        rates = np.array([rate_of(e, layer) for e in epoch])
+        ax.step(epoch, np.maximum(rates, floor), where="post", lw=2.5 - k, label=label)
+    ax.set_yscale("log")
+    ax.axhline(floor, color="grey", lw=0.8, ls=":")
+    ax.annotate("rate 0 (frozen)", (1, floor * 1.3), fontsize=8, color="grey")
+    ax.set(xlabel="epoch", ylabel="weight learning rate (log scale)",
+           title=title or "the learning rates, set by hand")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_update_sizes(update: dict, freeze_at: int | None = None, window: int = 5,
+                      title: str = "how far each step moves each layer"):
+    """|w_after - w_before| / |w| per SGD step, one line per layer, log scale.
+
+    update: {layer: [value per step]} (``paper_code.train_with_freeze``); a running mean over
+    ``window`` steps smooths the lines; zeros are drawn at the bottom of the axis.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (layer, values) in enumerate(update.items()):
+        values = np.asarray(values, dtype=np.float64)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window, window + len(smooth)), np.maximum(smooth, 1e-12),
+                color=f"C{k}", lw=1.6, label=layer)
+    if freeze_at is not None:
+        ax.axvline(freeze_at, color="black", ls="--", lw=1, label=f"freeze at step {freeze_at}")
+    ax.set_yscale("log")
+    ax.set(xlabel="SGD step", ylabel=f"relative change of w (mean of {window} steps)",
+           title=title, ylim=(1e-9, None))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -239,3 +239,35 @@ def sgd_update(w, v, g, lr, momentum, weight_decay):
     v -= lr * g
     w += v
 
+
+
+# ---- lesson 12: the paper and the code that won ------------------------------------------
+
+
+def lrn_2012(x, size, scale, power):
+    # cuda-convnet's cmrnorm layer: layer.py divides the configured scale by size, and the
+    # additive constant (minDiv) is 1 when a definition does not set it (the 2012 ones do
+    # not): out = x / (1 + scale/size * sum of squares)^power. In tinyalex's (the paper's)
+    # terms: k = 1, alpha = scale / size.
+    return layers.lrn_forward(x, n=size, k=1.0, alpha=scale / size, beta=power)[0]
+
+
+def conv1_2012(x, w, b, conv, lrn, pool):
+    # The 2012 code's first block: conv -> ReLU -> max-pool -> LRN (the paper: LRN, then pool).
+    out = layers.conv_forward(x, w, b, **conv)[0]
+    out = layers.relu_forward(out)[0]
+    out = layers.maxpool_forward(out, **pool)[0]
+    return layers.lrn_forward(out, **lrn)[0]
+
+
+def sgd_step_scaled(params, velocity, grads, lr, momentum, weight_decay, lr_scale):
+    # The paper's update for every parameter, at the rate lr * (its factor, default 1); weight
+    # decay on the weights (*.w) only. A factor of 0 still runs the rule: v = momentum v.
+    for name, w in params.items():
+        rate = lr * lr_scale.get(name, 1.0)
+        decay = weight_decay if name.endswith(".w") else 0.0
+        v = velocity[name]
+        v *= momentum
+        v -= decay * rate * w
+        v -= rate * grads[name]
+        w += v
