@@ -39,6 +39,9 @@ COURSE: tuple[Lesson, ...] = (
            ("4.2", "5"),
            "inverted dropout against the paper's test-time halving, fully connected layers, "
            "softmax cross-entropy and its gradient"),
+    Lesson(10, "10_what_it_learned.ipynb", "What the network learned", ("6.1",),
+           "figure 3 (the towers' conv1 kernels, their colour share measured), feature maps, "
+           "figure 4 (neighbours by fc7 distance), saliency maps, on a net trained in seconds"),
     Lesson(12, "12_paper_and_code.ipynb", "The paper and the code that won",
            ("3.3", "3.4", "3.5", "5"),
            "the paper against the 2012 source (computerhistory/AlexNet-Source-Code): LRN's "

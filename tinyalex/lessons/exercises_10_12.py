@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyalex import layers
-from tinyalex.lessons import solutions
+from tinyalex.lessons import learned, solutions
 from tinyalex.lessons.checking import Case, Exercise, register
 from tinyalex.lessons.exercises import _first_match, _rand, _shape
 from tinyalex.optim import SGD
@@ -185,3 +185,198 @@ register(Exercise(
     solution=solutions.sgd_step_scaled, diagnose=_diagnose_sgd_scaled,
     hint="For each name: rate = lr * lr_scale.get(name, 1.0); decay only for names ending in "
          "'.w'; then v *= momentum; v -= decay * rate * w; v -= rate * g; w += v (in place)."))
+
+# ---- lesson 10: what the network learned ---------------------------------------------------
+
+
+def _colour_cases():
+    rng = np.random.default_rng(300)
+    grey = np.repeat(rng.standard_normal((3, 1, 5, 5)), 3, axis=1)        # colour-agnostic
+    opponent = rng.standard_normal((3, 3, 5, 5))
+    opponent -= opponent.mean(axis=1, keepdims=True)                       # pure colour
+    mixed = np.concatenate([grey[:2] + 0.3 * opponent[:2], rng.standard_normal((4, 3, 5, 5))])
+    values = [(rng.standard_normal((8, 3, 5, 5)), "random 8x3x5x5"),
+              (np.concatenate([grey, rng.standard_normal((2, 3, 5, 5))]), "3 grey + 2 random"),
+              (opponent, "opponent colours"), (mixed, "mixed 6x3x5x5"),
+              (rng.standard_normal((4, 3, 11, 11)) * 0.01, "paper-sized 11x11, std 0.01"),
+              (rng.standard_normal((5, 3, 4, 3)), "random 5x3x4x3")]
+    return [Case((w,), label=label) for w, label in values]
+
+
+def _diagnose_colour(case, got, want):
+    (w,) = case.args
+    value = np.asarray(got["fraction"], dtype=np.float64)
+    if value.ndim == 0:
+        return "return one number per kernel (shape (F,)): sum over axes 1, 2, 3, not all"
+    grey = w.mean(axis=1, keepdims=True)
+    colour = ((w - grey) ** 2).sum(axis=(1, 2, 3))
+    total = (w**2).sum(axis=(1, 2, 3))
+    spatial = w.mean(axis=(2, 3), keepdims=True)
+    return _first_match(value, [
+        ("that is colour / grey; the fraction is colour / total (the squares of all the "
+         "weights), which stays between 0 and 1", colour / (3 * (grey**2).sum(axis=(1, 2, 3)))),
+        ("that is the grey share; the exercise asks for the colour share (1 - yours)",
+         1 - colour / total),
+        ("the grey part is the mean over the CHANNELS (axis 1) at each pixel; you averaged "
+         "over the pixels", ((w - spatial) ** 2).sum(axis=(1, 2, 3)) / total),
+        ("square the differences: energy is a sum of squares",
+         np.abs(w - grey).sum(axis=(1, 2, 3)) / np.abs(w).sum(axis=(1, 2, 3))),
+    ])
+
+
+register(Exercise(
+    name="kernel_colourfulness", lesson=10,
+    task="the share of each conv1 kernel's squared weights that is colour, not grey",
+    signature="def kernel_colourfulness(w):",
+    cases=_colour_cases, outputs=("fraction",),
+    reference=learned.colourfulness,
+    reference_name="tinyalex.lessons.learned.colourfulness",
+    solution=solutions.kernel_colourfulness, diagnose=_diagnose_colour,
+    hint="grey = w.mean(axis=1, keepdims=True) is the brightness part of each kernel; the "
+         "colour part is w - grey. Sum the squares per kernel and divide."))
+
+
+def _tiny_net(seed: int, dropout: float = 0.5):
+    from tinyalex.model import AlexNet, AlexNetConfig, ConvSpec
+
+    config = AlexNetConfig(name="tiny", image_size=9, input_size=9, input_scale=1.0,
+                           convs=(ConvSpec(4, 3, pad=1, pool=True), ConvSpec(6, 3, groups=2)),
+                           hidden=(12, 7), num_classes=5, dropout=dropout, init="he",
+                           bias_one=())
+    return AlexNet(config, seed=seed, dtype=np.float64, impl="textbook")
+
+
+def _nearest_cases():
+    cases = []
+    for seed, (n, queries, k) in enumerate([(12, [0, 5, 11], 3), (9, [2, 3], 4),
+                                            (15, [14, 1, 7, 8], 5), (8, [4], 7)]):
+        x = _rand((n, 3, 9, 9), seed + 400)
+        cases.append(Case((_tiny_net(seed), x, np.array(queries), k),
+                          label=f"{n} images, queries {queries}, k={k}, seed {seed}"))
+    return cases
+
+
+def _nearest_variant(net, x, queries, k, layer=None, exclude=True, metric="euclid",
+                     train=False):
+    net.dropout_step = 0  # a fresh net's first training pass: the masks a student's drew
+    net.forward(x, train=train, keep_activations=True)
+    features = np.asarray(net.activations[layer or _last_relu(net)]).reshape(len(x), -1)
+    q = features[queries]
+    if metric == "cosine":
+        norm = np.linalg.norm(features, axis=1) + 1e-12
+        dist = -(q @ features.T) / (norm[queries][:, None] * norm[None])
+    else:
+        dist = np.sqrt(((q[:, None] - features[None]) ** 2).sum(axis=2))
+    if exclude:
+        dist[np.arange(len(queries)), queries] = np.inf
+    return np.argsort(dist, axis=1, kind="stable")[:, :k]
+
+
+def _last_relu(net) -> str:
+    fc = [step.name for step in net.steps if step.kind == "fc"]
+    return "relu" + fc[-2][2:]
+
+
+def _own_nearest(net, x, queries, k):
+    return learned.nearest_others(learned.last_hidden(net, x), queries, k)
+
+
+def _diagnose_nearest(case, got, want):
+    net, x, queries, k = case.args
+    got_idx = np.asarray(got["indices"])
+    if got_idx.shape == want["indices"].shape and np.any(got_idx[:, 0] == queries):
+        return ("an image is its own nearest neighbour (distance 0): exclude the query itself "
+                "(e.g. set its distance to infinity before sorting)")
+    fc = [step.name for step in net.steps if step.kind == "fc"]
+    first_hidden = "relu" + fc[0][2:]
+    return _first_match(got_idx, [
+        ("these are neighbours by the hidden layer's values BEFORE its ReLU; figure 4 uses "
+         "its output after the ReLU", _nearest_variant(net, x, queries, k, layer=fc[-2])),
+        ("these are neighbours by the logits (the classifier's output); figure 4 uses the "
+         "last HIDDEN layer (fc7), one before the classifier",
+         _nearest_variant(net, x, queries, k, layer=fc[-1])),
+        ("these are neighbours by the first hidden layer (fc6's role); figure 4 uses the last "
+         "one (fc7)", _nearest_variant(net, x, queries, k, layer=first_hidden)),
+        ("dropout was on (forward with train=True): features for retrieval come from "
+         "evaluation mode", _nearest_variant(net, x, queries, k, train=True)),
+        ("that ranking is by cosine similarity; the paper uses Euclidean distance",
+         _nearest_variant(net, x, queries, k, metric="cosine")),
+    ])
+
+
+register(Exercise(
+    name="nearest_by_fc7", lesson=10,
+    task="for each query image, the k nearest other images by last-hidden-layer distance",
+    signature="def nearest_by_fc7(net, x, queries, k):",
+    cases=_nearest_cases, outputs=("indices",),
+    reference=_own_nearest,
+    reference_name="tinyalex.lessons.learned.nearest_others(last_hidden(net, x), ...)",
+    solution=solutions.nearest_by_fc7, diagnose=_diagnose_nearest,
+    hint="net.forward(x, train=False, keep_activations=True); the features are "
+         "net.activations[name] of the last hidden layer's ReLU (learned.hidden_layer(net)); "
+         "then Euclidean distances, the query itself excluded, np.argsort."))
+
+
+def _saliency_cases():
+    cases = []
+    for seed, (n, size) in enumerate([(3, 9), (2, 9), (4, 9), (1, 9)]):
+        x = _rand((n, 3, size, size), seed + 500)
+        classes = np.random.default_rng(seed + 510).integers(0, 5, n)
+        cases.append(Case((_tiny_net(seed + 20), x, classes),
+                          label=f"{n} images, classes {classes.tolist()}, seed {seed}"))
+    return cases
+
+
+def _gradient_variant(net, x, classes, dlogits_of, train=False):
+    net.dropout_step = 0  # a fresh net's first training pass: the masks a student's drew
+    logits = net.forward(x, train=train)
+    return net.backward(dlogits_of(logits), input_grad=True)["input"]
+
+
+def _diagnose_saliency(case, got, want):
+    net, x, classes = case.args
+    n = len(x)
+    onehot = np.eye(net.config.num_classes)[classes]
+
+    def loss_grad(logits):
+        from tinyalex import layers as L
+
+        return L.softmax_cross_entropy(logits, classes)[1]
+
+    def prob_grad(logits):
+        from tinyalex import layers as L
+
+        p = L.softmax(logits)
+        p_c = p[np.arange(n), classes][:, None]
+        return p_c * (onehot - p)   # d p[c] / d logits
+
+    return _first_match(got["grad"], [
+        ("the other classes' scores are in it too (dlogits all ones): set dlogits to 1 at "
+         "(n, classes[n]) and 0 everywhere else", _gradient_variant(
+             net, x, classes, lambda logits: np.ones_like(logits))),
+        ("that is the gradient of the loss (softmax cross-entropy), which mixes in every "
+         "class and points the other way; use the class's score, the logit itself",
+         _gradient_variant(net, x, classes, loss_grad)),
+        ("that is the loss's gradient with its sign flipped; it still mixes in the other "
+         "classes through the softmax: use the logit itself", _gradient_variant(
+             net, x, classes, lambda logits: -loss_grad(logits))),
+        ("that is the gradient of the softmax probability; the saliency of section 6.1's "
+         "successors uses the class score (the logit, before the softmax)",
+         _gradient_variant(net, x, classes, prob_grad)),
+        ("dropout was on: forward with train=False", _gradient_variant(
+            net, x, classes, lambda logits: onehot.astype(logits.dtype), train=True)),
+        ("divided by the batch size: each image's score is its own, no mean",
+         _gradient_variant(net, x, classes, lambda logits: onehot / n)),
+    ])
+
+
+register(Exercise(
+    name="class_score_gradient", lesson=10,
+    task="the gradient of each image's class score (its logit) with respect to the image",
+    signature="def class_score_gradient(net, x, classes):",
+    cases=_saliency_cases, outputs=("grad",),
+    reference=learned.class_score_gradient,
+    reference_name="tinyalex.lessons.learned.class_score_gradient",
+    solution=solutions.class_score_gradient, diagnose=_diagnose_saliency,
+    hint="logits = net.forward(x, train=False); dlogits zero except 1 at (n, classes[n]); "
+         "net.backward(dlogits, input_grad=True)['input']."))

@@ -271,3 +271,32 @@ def sgd_step_scaled(params, velocity, grads, lr, momentum, weight_decay, lr_scal
         v -= decay * rate * w
         v -= rate * grads[name]
         w += v
+
+
+# ---- lesson 10: what the network learned -----------------------------------------------------
+
+
+def kernel_colourfulness(w):
+    # Split each kernel (3, KH, KW) into its grey part -- the mean of R, G, B at each pixel,
+    # the same on all three channels -- and the rest, the colour. Return the colour's share
+    # of the squared weights, one number per kernel.
+    grey = w.mean(axis=1, keepdims=True)  # (F, 1, KH, KW), broadcast over the channels
+    colour_energy = ((w - grey) ** 2).sum(axis=(1, 2, 3))
+    return colour_energy / (w**2).sum(axis=(1, 2, 3))
+
+
+def nearest_by_fc7(net, x, queries, k):
+    # The last hidden layer after its ReLU (fc7 in the paper), evaluation mode (no dropout).
+    net.forward(x, train=False, keep_activations=True)
+    fc = [step.name for step in net.steps if step.kind == "fc"]
+    features = net.activations["relu" + fc[-2][2:]].reshape(len(x), -1)  # (N, D)
+    dist = np.sqrt(((features[queries][:, None] - features[None]) ** 2).sum(axis=2))  # (Q, N)
+    dist[np.arange(len(queries)), queries] = np.inf  # an image is not its own neighbour
+    return np.argsort(dist, axis=1)[:, :k]
+
+
+def class_score_gradient(net, x, classes):
+    logits = net.forward(x, train=False)  # evaluation mode: no dropout
+    dlogits = np.zeros_like(logits)  # d score / d logits: 1 at the class, 0 for every other
+    dlogits[np.arange(len(x)), classes] = 1.0
+    return net.backward(dlogits, input_grad=True)["input"]
