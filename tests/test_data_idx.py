@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyalex import cli, data, evaluate, train
+from tinyalex import cli, data, evaluate, train, viz
 from tinyalex.data import idx, resample
 
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -235,7 +235,9 @@ def test_train_then_evaluate_reports_the_test_split(tmp_path, monkeypatch, capsy
     spec, out = f"fashion-mnist:{tmp_path / 'set'}", tmp_path / "run"
     assert train.main(["--data", spec, "--out", str(out), "--epochs", "1", "--batch-size", "16",
                        "--no-progress", "--num-workers", "0"]) == 0
-    assert "50 train / 10 val images, 10 classes" in capsys.readouterr().out   # no t10k
+    started = capsys.readouterr().out
+    assert "50 train / 10 val images, 10 classes" in started   # no t10k
+    assert "tinyalex: fashion preset" in started               # the preset sized for 28 px
     assert evaluate.main(["--checkpoint", str(out / "best.npz")]) == 0
     lines = capsys.readouterr().out.splitlines()  # line 1 names the checkpoint used
     assert lines[0].startswith("checkpoint ") and "best.npz" in lines[0]
@@ -243,6 +245,13 @@ def test_train_then_evaluate_reports_the_test_split(tmp_path, monkeypatch, capsy
     assert evaluate.main(["--checkpoint", str(out), "--split", "val"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("val (10 images, centre crop): "
                                                               "top-1 ")
+    # the figures default to the test split as well: the 10 t10k images, not the 10 val ones
+    assert viz.main(["confusion", "--checkpoint", str(out)]) == 0
+    assert viz.main(["mistakes", "--checkpoint", str(out), "--count", "4"]) == 0
+    text = capsys.readouterr().out
+    for name in ("confusion.png", "mistakes.png"):
+        assert f"wrote {out / name}" in text
+        assert np.asarray(Image.open(out / name)).ndim == 3
 
 
 def test_cli_missing_set_is_one_line_and_status_2(tmp_path, monkeypatch, capsys):

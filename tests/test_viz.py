@@ -202,3 +202,47 @@ def test_confusion_figure_is_written(tmp_path):
     picture = np.asarray(Image.open(path))
     assert picture.ndim == 3 and min(picture.shape[:2]) > 200
     assert [p.name for p in tmp_path.iterdir()] == ["m.png"]
+
+
+def test_mistakes_are_the_wrong_answers_most_confident_first():
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    predictions = np.array([0, 2, 2, 0, 1, 5])            # wrong: images 1, 3, 4
+    confidence = np.array([0.99, 0.6, 0.9, 0.8, 0.6, 0.7])
+    assert viz.most_confident_mistakes(labels, predictions, confidence, 10).tolist() == [3, 1, 4]
+    assert viz.most_confident_mistakes(labels, predictions, confidence, 1).tolist() == [3]
+    assert viz.most_confident_mistakes(labels, labels, confidence, 5).size == 0
+
+
+def test_mistakes_figure_shows_each_image_enlarged_with_its_two_labels():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28, 3), dtype=np.uint8)
+    args = (images, [0, 1, 2, 3, 4], [1, 2, 3, 4, 0], [0.9, 0.8, 0.7, 0.6, 0.5],
+            [f"class {i}" for i in range(5)])
+    figure = viz.mistakes_figure(*args, cols=3)
+    assert figure.dtype == np.uint8 and figure.ndim == 3
+    enlarged = viz.enlarge(images[0], 112 // 28)               # 28 px shown 4x: 112 px
+    np.testing.assert_array_equal(figure[6:118, 6:118], enlarged)  # grid pad 4 + cell pad 2
+    assert figure.shape[1] >= 3 * 112 and figure.shape[0] >= 2 * (112 + 32)   # 3 by 2 cells
+    titled = viz.mistakes_figure(*args, cols=3, title="test: 5 wrong")
+    assert titled.shape[0] > figure.shape[0] and titled.shape[1] == figure.shape[1]
+
+
+def test_evaluate_keeps_each_images_answer_in_order():
+    from tinyalex.evaluate import evaluate
+    from tinyalex.layers import softmax
+    from tinyalex.model import PRESETS
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (13, 72, 72, 3), dtype=np.uint8)
+    image_set = data.ImageSet(images, np.arange(13) % 10, [str(i) for i in range(10)], "val")
+    net = AlexNet(PRESETS["mini"], num_classes=10, seed=0)
+    stats = data.compute_stats(images)
+    result = evaluate(net, image_set, stats, batch_size=5, keep_answers=True)
+    logits = net.forward(data.center_crop_batch(images, stats["mean"], 63))   # in order
+    np.testing.assert_array_equal(result["predictions"], np.argmax(logits, axis=1))
+    np.testing.assert_allclose(result["confidence"], softmax(logits).max(axis=1), rtol=1e-5)
+    assert result["predictions"].shape == (13,) and result["confidence"].shape == (13,)
+    assert np.all((result["confidence"] > 0) & (result["confidence"] <= 1))
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (np.arange(13) % 10, result["predictions"]), 1)
+    np.testing.assert_array_equal(confusion, result["confusion"])

@@ -30,7 +30,7 @@ import numpy as np
 
 from tinyalex import cli, data
 from tinyalex.backend import to_device, to_numpy
-from tinyalex.layers import softmax_cross_entropy
+from tinyalex.layers import softmax, softmax_cross_entropy
 
 
 def has_top5(num_classes: int) -> bool:
@@ -70,19 +70,22 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
 
 
 def evaluate(net, image_set, stats: dict, batch_size: int = 256, ten_crop: bool = False,
-             num_workers: int = 0) -> dict:
+             num_workers: int = 0, keep_answers: bool = False) -> dict:
     """Loss, top-1 and top-5 accuracy and the confusion matrix of ``net`` on an ImageSet
     (dropout off).
 
     Returns {"loss", "top1", "top5", "count", "confusion"}; accuracies are fractions in
     [0, 1], confusion is ``confusion_matrix`` of the top-1 answers. The loss is the mean
     cross-entropy of the centre crop (of the averaged probabilities with ten-crop).
+    keep_answers: also return, in the image set's order, "predictions" (N,) int64, the top-1
+    class of each image, and "confidence" (N,) float64, the softmax probability given to it.
     """
     device = net.device
     crop = net.config.input_size
     num_classes = net.config.num_classes
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     total_loss = top1 = top5 = count = 0.0
+    predictions, confidence = [], []
     if ten_crop:
         batches = ((image_set.images[i : i + batch_size],
                     np.asarray(image_set.labels[i : i + batch_size]))
@@ -105,11 +108,35 @@ def evaluate(net, image_set, stats: dict, batch_size: int = 256, ten_crop: bool 
         total_loss += float(loss) * n
         top1 += topk_correct(scores, labels, 1)
         top5 += topk_correct(scores, labels, 5)
-        confusion += confusion_matrix(labels, np.argmax(scores, axis=1), num_classes)
+        predicted = np.argmax(scores, axis=1)
+        confusion += confusion_matrix(labels, predicted, num_classes)
         count += n
+        if keep_answers:
+            probabilities = scores if ten_crop else to_numpy(softmax(logits))
+            predictions.append(predicted)
+            confidence.append(np.asarray(probabilities, np.float64)[np.arange(n), predicted])
     count = max(count, 1)
-    return {"loss": total_loss / count, "top1": top1 / count, "top5": top5 / count,
-            "count": int(count), "confusion": confusion}
+    result = {"loss": total_loss / count, "top1": top1 / count, "top5": top5 / count,
+              "count": int(count), "confusion": confusion}
+    if keep_answers:
+        result["predictions"] = np.concatenate(predictions).astype(np.int64)
+        result["confidence"] = np.concatenate(confidence)
+    return result
+
+
+def default_split(spec) -> str:
+    """"test" for a data set with a test set of its own (fashion-mnist, mnist:PATH), else
+    "val": the split ``evaluate`` and ``viz confusion|mistakes`` use when none is named."""
+    return "test" if data.has_test_split(spec) else "val"
+
+
+def open_split(spec, name: str, image_size: int, seed: int):
+    """The ImageSet called ``name`` ("test", "val" or "train") of data set ``spec``, with
+    the train/val split drawn by ``seed`` as in training (a DataError names a missing one)."""
+    if name == "test":
+        return data.open_test_split(spec, image_size, seed=seed)
+    train_set, val_set = data.open_splits(spec, image_size, seed=seed)
+    return val_set if name == "val" else train_set
 
 
 def class_difference(found: list[str], expected: list[str], limit: int = 5) -> str:
@@ -130,6 +157,14 @@ def class_difference(found: list[str], expected: list[str], limit: int = 5) -> s
         parts.append("the same names in another order")
     return f"{len(found)} classes in the data, {len(expected)} in the checkpoint; " + \
         "; ".join(parts)
+
+
+def same_classes(image_set, meta: dict, spec) -> None:
+    """Raise a one-line UserError when ``image_set``'s classes are not the checkpoint's."""
+    if image_set.classes != meta["classes"]:
+        raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
+                            f"{class_difference(image_set.classes, meta['classes'])}): "
+                            "use the data set the network was trained on")
 
 
 def checkpoint_file(path) -> Path:
@@ -238,16 +273,9 @@ def main(argv=None) -> int:
     path = checkpoint_file(args.checkpoint)
     net, stats, meta = load_trained(path, args.device, args.impl)
     spec = args.data or meta["data"]
-    name = args.split or ("test" if data.has_test_split(spec) else "val")
-    if name == "test":
-        split = data.open_test_split(spec, net.config.image_size, seed=meta["seed"])
-    else:
-        train_set, val_set = data.open_splits(spec, net.config.image_size, seed=meta["seed"])
-        split = val_set if name == "val" else train_set
-    if split.classes != meta["classes"]:
-        raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
-                            f"{class_difference(split.classes, meta['classes'])}): "
-                            "evaluate on the data set the network was trained on")
+    name = args.split or default_split(spec)
+    split = open_split(spec, name, net.config.image_size, meta["seed"])
+    same_classes(split, meta, spec)
     result = evaluate(net, split, stats, args.batch_size, ten_crop=args.ten_crop)
     mode = "ten-crop" if args.ten_crop else "centre crop"
     top5 = (f"  top-5 {100 * result['top5']:.2f}%" if has_top5(len(meta["classes"])) else "")

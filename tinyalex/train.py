@@ -2,6 +2,7 @@
 
     python -m tinyalex.train                                  # mini preset, built-in shapes
     python -m tinyalex.train --data ~/imagenette --config paper --epochs 90
+    python -m tinyalex.train --data fashion-mnist             # the fashion preset, 6 epochs
     python -m tinyalex.train --resume runs/20261125-180000    # continue exactly
     mpiexec -n 2 python -m tinyalex.train --parallel data     # 2 processes (tinyalex.distributed)
 
@@ -48,6 +49,7 @@ from tinyalex.optim import SGD, ReduceOnPlateau, StepSchedule
 DEFAULTS = {
     "mini": dict(epochs=10, batch_size=64, lr=0.01, schedule="step"),
     "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau"),
+    "fashion": dict(epochs=6, batch_size=128, lr=0.02, schedule="step"),
 }
 # The step schedule divides the rate by 10 after these fractions of the epochs, unless
 # --milestones says otherwise: 7 and 9 of 10 epochs, 21 and 27 of 30.
@@ -66,15 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=cli.description(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None,
-                   help="train/<class>/ (+ val/<class>/) folder, cifar10:PATH, or builtin "
-                        "(default: the built-in shapes set, generated on first use)")
+                   help="train/<class>/ (+ val/<class>/) folder, cifar10:PATH, fashion-mnist"
+                        "[:PATH], mnist:PATH or builtin (default: the built-in shapes set, "
+                        "generated on first use)")
     p.add_argument("--config", choices=sorted(PRESETS), default=None,
-                   help="network preset (default mini; on --resume, the checkpoint's)")
+                   help="network preset (default: fashion for fashion-mnist and mnist:PATH, "
+                        "mini for the rest; on --resume, the checkpoint's)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="total epochs (mini 10, paper 90); with --resume, train a finished run "
-                        "longer")
-    p.add_argument("--batch-size", type=int, default=None, help="mini 64, paper 128")
-    p.add_argument("--lr", type=float, default=None, help="initial learning rate (0.01)")
+                   help="total epochs (mini 10, fashion 6, paper 90); with --resume, train a "
+                        "finished run longer")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="mini 64, fashion and paper 128")
+    p.add_argument("--lr", type=float, default=None,
+                   help="initial learning rate (0.01; fashion 0.02)")
     p.add_argument("--momentum", type=float, default=None, help="0.9 (section 5)")
     p.add_argument("--weight-decay", type=float, default=None, help="0.0005 (section 5)")
     p.add_argument("--init", choices=INITS, default=None,
@@ -142,6 +148,12 @@ def default_milestones(epochs: int) -> list[int]:
     """The step schedule's milestones for a run of ``epochs``: 70% and 90% of it, rounded
     half up, kept only where a later epoch exists to use the lower rate (none for 1 epoch)."""
     return sorted({int(f * epochs + 0.5) for f in MILESTONE_FRACTIONS} & set(range(1, epochs)))
+
+
+def default_preset(spec) -> str:
+    """The preset without --config: "fashion" for the 28-pixel IDX sets (fashion-mnist,
+    mnist:PATH), sized for their images; "mini" for everything else."""
+    return "fashion" if spec and data.parse_spec(os.fspath(spec)) else "mini"
 
 
 def with_init(config: AlexNetConfig, init: str | None) -> AlexNetConfig:
@@ -296,7 +308,7 @@ class Run:
             history = meta.get("history") or [{}]
             self.elapsed = float(meta.get("elapsed_s", history[-1].get("elapsed_s", 0.0)))
         else:
-            config = with_init(PRESETS[args.config or "mini"], args.init)
+            config = with_init(PRESETS[args.config or default_preset(args.data)], args.init)
             defaults = DEFAULTS[config.name]
             epochs = args.epochs or defaults["epochs"]
             schedule = args.schedule or defaults["schedule"]

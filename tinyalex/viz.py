@@ -4,7 +4,8 @@
     python -m tinyalex.viz filters     --checkpoint RUN [--out PNG]        # Figure 3
     python -m tinyalex.viz neighbours  --checkpoint RUN [--data PATH]      # Figure 4
     python -m tinyalex.viz featuremaps --checkpoint RUN IMAGE [--out PNG]
-    python -m tinyalex.viz confusion   --checkpoint RUN [--split val]
+    python -m tinyalex.viz confusion   --checkpoint RUN [--split test|val|train]
+    python -m tinyalex.viz mistakes    --checkpoint RUN [--split ...] [--count 24]
     python -m tinyalex.viz curves      --run RUN                           # from metrics.csv
 
 A run folder given as --checkpoint means its best.npz (the best validation top-1; last.npz
@@ -20,6 +21,11 @@ checkpoint's config and seed reproduce) and says plainly when they are still mos
 Figure 4 retrieves, for a few validation images (the first column), the training images
 whose last hidden layer activations (fc7, after ReLU: 4096 numbers in the paper) are
 nearest in Euclidean distance.
+
+The mistakes gallery shows the images of a split the network gets wrong, those it was
+surest of first, each captioned with its true label, the predicted one and the softmax
+probability given to it. The split is the data set's test set where it has one
+(fashion-mnist, mnist:PATH), else the validation images, as for ``tinyalex.evaluate``.
 
 Image grids are assembled with NumPy and written with Pillow; the learning curves and the
 confusion matrix use matplotlib.
@@ -487,24 +493,78 @@ def cmd_featuremaps(args) -> Path:
     return save_png(figure, args.out or _default_out(args.checkpoint, "featuremaps.png"))
 
 
-def cmd_confusion(args) -> Path:
-    from tinyalex import cli, data
-    from tinyalex.evaluate import class_difference, evaluate
+def _evaluated_split(args, keep_answers: bool = False):
+    """(net, result of ``evaluate`` on the split ``args.split`` names, the split, meta)."""
+    from tinyalex import cli
+    from tinyalex.evaluate import default_split, evaluate, open_split, same_classes
 
     cli.positive("--batch-size", args.batch_size)
     net, stats, meta, _ = _load(args)
     spec = args.data or meta["data"]
-    train, val = data.open_splits(spec, net.config.image_size, seed=meta.get("seed", 0))
-    if train.classes != meta["classes"]:
-        raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
-                            f"{class_difference(train.classes, meta['classes'])}): use the "
-                            "data set the network was trained on")
-    split = val if args.split == "val" else train
-    result = evaluate(net, split, stats, args.batch_size)
+    args.split = args.split or default_split(spec)
+    split = open_split(spec, args.split, net.config.image_size, meta.get("seed", 0))
+    same_classes(split, meta, spec)
+    result = evaluate(net, split, stats, args.batch_size, keep_answers=keep_answers)
+    return net, result, split, meta
+
+
+def cmd_confusion(args) -> Path:
+    _, result, _, meta = _evaluated_split(args)
     title = (f"{args.split}: {result['count']} images, top-1 {100 * result['top1']:.1f}% "
              "(centre crop)")
     return plot_confusion(result["confusion"], meta["classes"],
                           args.out or _default_out(args.checkpoint, "confusion.png"), title)
+
+
+def most_confident_mistakes(labels, predictions, confidence, count: int) -> np.ndarray:
+    """Indices of up to ``count`` wrongly classified images, the most confident first
+    (ties: the lower index first): the mistakes the network is surest of, which are the
+    ones worth looking at (a mislabelled image, two classes it cannot tell apart)."""
+    wrong = np.flatnonzero(np.asarray(labels) != np.asarray(predictions))
+    order = np.argsort(-np.asarray(confidence)[wrong], kind="stable")
+    return wrong[order[:count]]
+
+
+def mistakes_figure(images, labels, predictions, confidence, classes, cols: int = 6,
+                    title: str = "") -> np.ndarray:
+    """A gallery of misclassified images: uint8 (N, S, S, 3) with their true labels,
+    the predicted labels and the softmax confidence in them, one caption of two lines under
+    each image (true in green, predicted in red), ``cols`` images per row, ``title`` above."""
+    scale = max(1, 112 // images.shape[1])
+    width = images.shape[2] * scale
+    font = _font(12)
+    cells = []
+    for image, t, p, c in zip(images, labels, predictions, confidence, strict=True):
+        caption = Image.new("RGB", (width, 32), (255, 255, 255))
+        draw = ImageDraw.Draw(caption)
+        draw.text((2, 1), f"true {classes[t]}"[:width // 6], fill=SAME, font=font)
+        draw.text((2, 16), f"said {classes[p]} {100 * c:.0f}%"[:width // 6], fill=OTHER,
+                  font=font)
+        cell = np.concatenate([enlarge(image, scale), np.asarray(caption)], axis=0)
+        cells.append(np.pad(cell, ((2, 2), (2, 2), (0, 0)), constant_values=255))
+    grid = tile(np.stack(cells), cols, pad=4)
+    header = text_block([title], grid.shape[1], size=14) if title else grid[:0]
+    return np.concatenate([header, grid], axis=0)
+
+
+def cmd_mistakes(args) -> Path:
+    from tinyalex import cli
+
+    cli.positive("--count", args.count)
+    _, result, split, meta = _evaluated_split(args, keep_answers=True)
+    labels = np.asarray(split.labels)
+    chosen = most_confident_mistakes(labels, result["predictions"], result["confidence"],
+                                     args.count)
+    wrong = int(np.sum(labels != result["predictions"]))
+    title = (f"{args.split}: {wrong} of {result['count']} images wrong (top-1 "
+             f"{100 * result['top1']:.1f}%, centre crop); the {len(chosen)} it was surest of")
+    if len(chosen) == 0:
+        raise cli.UserError(f"no mistakes on the {args.split} split ({result['count']} "
+                            "images): nothing to show")
+    figure = mistakes_figure(np.asarray(split.images[chosen]), labels[chosen],
+                             result["predictions"][chosen], result["confidence"][chosen],
+                             meta["classes"], title=title)
+    return save_png(figure, args.out or _default_out(args.checkpoint, "mistakes.png"))
 
 
 def cmd_curves(args) -> Path:
@@ -536,13 +596,15 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("neighbours", help="nearest training images by fc7 distance (Figure 4)")
     m = sub.add_parser("featuremaps", help="ReLU outputs of every conv layer for one image")
     c = sub.add_parser("confusion", help="the confusion matrix of a split, as a figure")
-    for s in (f, n, m, c):
+    w = sub.add_parser("mistakes", help="the images of a split the network gets wrong, the "
+                                        "most confident mistakes first, with both labels")
+    for s in (f, n, m, c, w):
         s.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
         s.add_argument("--out", default=None, help="PNG to write (default: in the run folder)")
-    for s in (n, m, c):
+    for s in (n, m, c, w):
         s.add_argument("--device", default="auto", choices=("cpu", "gpu", "auto"),
                        help="where to compute (default auto: the GPU when CuPy sees one)")
-    for s in (n, c):
+    for s in (n, c, w):
         s.add_argument("--data", default=None, help="data set (default: the checkpoint's)")
     n.add_argument("--queries", type=int, default=8, help="validation images to query (8)")
     n.add_argument("--neighbours", type=int, default=6, help="training images per query (6)")
@@ -550,9 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search a seeded random subset of this many training images at most")
     n.add_argument("--seed", type=int, default=0, help="which queries (and subset)")
     m.add_argument("image", help="an image file")
-    c.add_argument("--split", choices=("val", "train"), default="val",
-                   help="which split (default val)")
-    c.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    for s in (c, w):
+        s.add_argument("--split", choices=("test", "val", "train"), default=None,
+                       help="which split (default: test where the data set has a test set, "
+                            "else val)")
+        s.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    w.add_argument("--count", type=int, default=24, help="mistakes to show (24)")
     r = sub.add_parser("curves", help="learning curves from a run folder's metrics.csv")
     r.add_argument("--run", required=True, help="the run folder")
     r.add_argument("--out", default=None, help="PNG to write (default: RUN/curves.png)")
@@ -567,6 +632,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     command = {"filters": cmd_filters, "neighbours": cmd_neighbours,
                "featuremaps": cmd_featuremaps, "confusion": cmd_confusion,
+               "mistakes": cmd_mistakes,
                "curves": cmd_curves}[args.command]
     print(f"wrote {command(args)}")
     return 0

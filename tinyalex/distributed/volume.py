@@ -103,9 +103,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tinyalex.distributed",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(PRESETS), default="paper")
-    parser.add_argument("--batch-size", type=int, default=None, help="paper 128, mini 64")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: the preset's training batch (paper 128, mini 64)")
     parser.add_argument("--processes", type=int, default=2, help="for data parallelism")
     args = parser.parse_args(argv)
-    batch = args.batch_size or {"paper": 128, "mini": 64}[args.config]
+    from tinyalex.train import DEFAULTS
+
+    batch = args.batch_size or DEFAULTS[args.config]["batch_size"]
     print(table(args.config, batch, args.processes))
     return 0
