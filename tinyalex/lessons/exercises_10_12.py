@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyalex import layers
-from tinyalex.lessons import learned, solutions
+from tinyalex.evaluate import confusion_matrix
+from tinyalex.lessons import learned, real, solutions
 from tinyalex.lessons.checking import Case, Exercise, register
 from tinyalex.lessons.exercises import _first_match, _rand, _shape
 from tinyalex.optim import SGD
@@ -380,3 +381,149 @@ register(Exercise(
     solution=solutions.class_score_gradient, diagnose=_diagnose_saliency,
     hint="logits = net.forward(x, train=False); dlogits zero except 1 at (n, classes[n]); "
          "net.backward(dlogits, input_grad=True)['input']."))
+
+# ---- lesson 11: real images ------------------------------------------------------------------
+
+
+def _gray_cases():
+    cases = []
+    for seed, (n, size) in enumerate([(4, 28), (2, 9), (3, 12), (1, 5)]):
+        rng = np.random.default_rng(seed + 600)
+        images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        mean = (rng.random((3, size, size)) * 200).astype(np.float32)
+        mean[:] = mean[0]  # a gray set's mean image is the same on the three channels
+        cases.append(Case((images, mean), label=f"{n} images of {size}x{size}"))
+    return cases
+
+
+def _diagnose_gray(case, got, want):
+    images, mean = case.args
+    out = np.asarray(got["x"])
+    n, s = images.shape[0], images.shape[1]
+    if out.shape == (n, s, s, 3):
+        return "channels last: the network reads (N, 3, S, S), channels first"
+    if out.shape == (n, 1, s, s):
+        return ("one channel: conv1's kernels are 3 deep (section 2's RGB); repeat the gray "
+                "channel three times")
+    if out.shape != (n, 3, s, s):
+        return None
+    rgb = np.repeat(images[:, None], 3, axis=1).astype(np.float64)
+    if out.dtype.kind in "ui":
+        return "uint8 arithmetic wraps around below 0: convert to float32 before subtracting"
+    return _first_match(out, [
+        ("the mean image is not subtracted (section 2: the only preprocessing)", rgb),
+        ("subtract the mean IMAGE (a value per pixel and channel), not one number",
+         rgb - mean.mean()),
+        ("do not divide by 255: the network scales its input itself (input_scale); section 2 "
+         "feeds the centred 0..255 values", rgb / 255 - mean),
+        ("divide nothing: the centred 0..255 values, as section 2 says", (rgb - mean) / 255),
+    ])
+
+
+register(Exercise(
+    name="gray_to_input", lesson=11,
+    task="grayscale uint8 images (N, S, S) -> the network's input (N, 3, S, S), mean removed",
+    signature="def gray_to_input(images, mean):",
+    cases=_gray_cases, outputs=("x",),
+    reference=lambda images, mean: real.to_input(real.gray_to_rgb(images), mean),
+    reference_name="tinyalex.lessons.real.to_input(gray_to_rgb(images), mean)",
+    solution=solutions.gray_to_input, diagnose=_diagnose_gray,
+    hint="np.repeat(images[:, None], 3, axis=1) gives (N, 3, S, S); make it float32, then "
+         "subtract the mean image."))
+
+
+def _confusion_cases():
+    cases = []
+    for seed, (n, k) in enumerate([(50, 4), (200, 10), (7, 5), (30, 3)]):
+        rng = np.random.default_rng(seed + 700)
+        labels = rng.integers(0, k, n)
+        predictions = np.where(rng.random(n) < 0.6, labels, rng.integers(0, k, n))
+        if seed == 2:
+            labels[:] = np.minimum(labels, k - 2)  # the last class never occurs
+            predictions[:] = np.minimum(predictions, k - 2)
+        cases.append(Case((labels, predictions, k), label=f"{n} images, {k} classes"))
+    return cases
+
+
+def _diagnose_confusion(case, got, want):
+    labels, predictions, k = case.args
+    counts = np.asarray(got["confusion"])
+    right = want["confusion"]
+    if counts.shape != right.shape:
+        present = len(np.unique(np.concatenate([labels, predictions])))
+        if counts.shape == (present, present):
+            return ("the matrix is num_classes x num_classes even when a class never occurs "
+                    "(np.unique of the labels misses it)")
+        return None
+    if counts.dtype.kind == "f" and np.allclose(counts.sum(axis=1)[right.sum(axis=1) > 0], 1):
+        return "return the counts; the fractions of each row come later, for the plot"
+    once = np.zeros_like(right)
+    once[labels, predictions] = 1
+    return _first_match(counts, [
+        ("rows are the TRUE classes, columns the predicted ones: yours is the transpose",
+         right.T),
+        ("counts[labels, predictions] += 1 counts a repeated pair only once (fancy indexing "
+         "does not accumulate): use np.add.at or a loop", once),
+    ])
+
+
+register(Exercise(
+    name="confusion_counts", lesson=11,
+    task="the confusion matrix: counts[t, p] = images of true class t predicted as p",
+    signature="def confusion_counts(labels, predictions, num_classes):",
+    cases=_confusion_cases, outputs=("confusion",),
+    reference=confusion_matrix,
+    reference_name="tinyalex.evaluate.confusion_matrix",
+    solution=solutions.confusion_counts, diagnose=_diagnose_confusion,
+    hint="Start from zeros (num_classes, num_classes), int64, and add 1 at (true, predicted) "
+         "for every image: np.add.at(counts, (labels, predictions), 1)."))
+
+
+def _pairs_cases():
+    cases = []
+    for seed, (k, count) in enumerate([(4, 3), (10, 5), (3, 6), (6, 1)]):
+        rng = np.random.default_rng(seed + 800)
+        confusion = rng.permutation(k * k).reshape(k, k).astype(np.int64)  # distinct counts
+        confusion[np.arange(k), np.arange(k)] += 10 * k * k  # the diagonal is the largest
+        cases.append(Case((confusion, count), label=f"{k} classes, the {count} largest"))
+    return cases
+
+
+def _diagnose_pairs(case, got, want):
+    confusion, count = case.args
+    pairs = np.asarray(got["pairs"])
+    if pairs.shape != want["pairs"].shape:
+        return None
+    k = len(confusion)
+    if np.any(pairs[:, 0] == pairs[:, 1]):
+        return "the diagonal holds the CORRECT answers: leave it out (a class is not confused " \
+               "with itself)"
+    off = confusion.copy()
+    np.fill_diagonal(off, -1)
+    flat = np.argsort(-off.ravel(), kind="stable")[:count]
+    rows, cols = np.unravel_index(flat, (k, k))
+    fractions = off / np.maximum(confusion.sum(axis=0, keepdims=True), 1)
+    np.fill_diagonal(fractions, -1)
+    by_col = np.argsort(-fractions.ravel(), kind="stable")[:count]
+    smallest = np.argsort(off.ravel(), kind="stable")
+    smallest = smallest[off.ravel()[smallest] >= 0][:count]
+    return _first_match(pairs, [
+        ("your pairs are (predicted, true); return (true, predicted): the row, then the column",
+         np.stack([cols, rows], axis=1)),
+        ("those are the SMALLEST counts: sort in decreasing order",
+         np.stack(np.unravel_index(smallest, (k, k)), axis=1)),
+        ("rank by counts, not by fractions of the predicted class (columns)",
+         np.stack(np.unravel_index(by_col, (k, k)), axis=1)),
+    ])
+
+
+register(Exercise(
+    name="most_confused_pairs", lesson=11,
+    task="the (true, predicted) pairs with the most mistakes, most first",
+    signature="def most_confused_pairs(confusion, count):",
+    cases=_pairs_cases, outputs=("pairs",),
+    reference=real.most_confused,
+    reference_name="tinyalex.lessons.real.most_confused",
+    solution=solutions.most_confused_pairs, diagnose=_diagnose_pairs,
+    hint="Copy the matrix, set its diagonal below every count, np.argsort(-m.ravel()) and "
+         "np.unravel_index."))

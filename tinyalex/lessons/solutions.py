@@ -300,3 +300,29 @@ def class_score_gradient(net, x, classes):
     dlogits = np.zeros_like(logits)  # d score / d logits: 1 at the class, 0 for every other
     dlogits[np.arange(len(x)), classes] = 1.0
     return net.backward(dlogits, input_grad=True)["input"]
+
+
+# ---- lesson 11: real images -------------------------------------------------------------------
+
+
+def gray_to_input(images, mean):
+    # uint8 (N, S, S) grayscale -> float32 (N, 3, S, S): the one channel on R, G and B (the
+    # network reads three), minus the training set's mean image (3, S, S) (section 2).
+    rgb = np.repeat(images[:, None, :, :], 3, axis=1).astype(np.float32)  # (N, 3, S, S)
+    return rgb - mean
+
+
+def confusion_counts(labels, predictions, num_classes):
+    # counts[t, p]: the images of true class t that the network called p.
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (labels, predictions), 1)  # += would count repeated pairs only once
+    return counts
+
+
+def most_confused_pairs(confusion, count):
+    # The off-diagonal cells with the largest counts, as (true, predicted) rows.
+    mistakes = confusion.copy()
+    np.fill_diagonal(mistakes, -1)  # a correct answer is not a confusion
+    flat = np.argsort(-mistakes.ravel(), kind="stable")[:count]  # ties: row-major order
+    rows, cols = np.unravel_index(flat, mistakes.shape)
+    return np.stack([rows, cols], axis=1)
