@@ -57,9 +57,9 @@ class SGD:
     implementation (the factor scales the rate passed to the update, and weight decay with
     it). A factor of 0 adds no new step: a fresh optimiser leaves the parameter exactly as it
     is; set mid-run, the velocity already built still moves it, shrinking by ``momentum``
-    each step (in all, momentum / (1 - momentum) times the last velocity), as in the 2012
-    code, which first lowered the rate to 1e-5 and only then to 0. ``set_lr_scale`` changes
-    it between steps.
+    each step (in all, momentum / (1 - momentum) times the last velocity); the 2012 code
+    lowered the rate to 1e-5 for seven epochs before setting it to 0, which leaves little
+    velocity to carry. ``set_lr_scale`` changes it between steps.
     """
 
     def __init__(self, params: dict, lr: float = 0.01, momentum: float = 0.9,
