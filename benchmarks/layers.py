@@ -2,7 +2,7 @@
 
     python benchmarks/layers.py                              # paper preset, batch 32, fast
     python benchmarks/layers.py --impl textbook fast         # both, one table each
-    python benchmarks/layers.py --preset mini --batch 128
+    python benchmarks/layers.py --preset mini --batch 128     # or --preset fashion
 
 Walks the network's own layer sequence (``tinyalex.model.build_steps``) one step at a time,
 calling the layer functions of the chosen implementation exactly as ``AlexNet.forward`` and
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from tinyalex.model import AlexNet, layer_shapes
+from tinyalex.model import PRESETS, AlexNet, layer_shapes
 
 
 def timed(fn, *args):
@@ -56,7 +56,7 @@ def time_layers(net, x0, labels, repeats: int):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="paper", choices=("paper", "mini"))
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--impl", nargs="+", default=["fast"],

@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from tinyalex.model import AlexNet, get_config, layer_shapes
+from tinyalex.model import PRESETS, AlexNet, get_config, layer_shapes
 from tinyalex.optim import SGD
 
 
@@ -211,7 +211,7 @@ def measure_memory(framework: str, preset: str, batch: int, impl: str) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="paper", choices=("paper", "mini"))
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=None,
                         help="images per step (default: 32 for paper, 128 for mini)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps of each framework")

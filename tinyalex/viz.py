@@ -531,16 +531,22 @@ def mistakes_figure(images, labels, predictions, confidence, classes, cols: int 
     the predicted labels and the softmax confidence in them, one caption of two lines under
     each image (true in green, predicted in red), ``cols`` images per row, ``title`` above."""
     scale = max(1, 112 // images.shape[1])
-    width = images.shape[2] * scale
     font = _font(12)
+    captions = [(f"true {classes[t]}", f"said {classes[p]} {100 * c:.1f}%")
+                for t, p, c in zip(labels, predictions, confidence, strict=True)]
+    width = max([images.shape[2] * scale] + [int(font.getlength(line)) + 4
+                                             for pair in captions for line in pair])
     cells = []
-    for image, t, p, c in zip(images, labels, predictions, confidence, strict=True):
+    for image, (true, said) in zip(images, captions, strict=True):
         caption = Image.new("RGB", (width, 32), (255, 255, 255))
         draw = ImageDraw.Draw(caption)
-        draw.text((2, 1), f"true {classes[t]}"[:width // 6], fill=SAME, font=font)
-        draw.text((2, 16), f"said {classes[p]} {100 * c:.0f}%"[:width // 6], fill=OTHER,
-                  font=font)
-        cell = np.concatenate([enlarge(image, scale), np.asarray(caption)], axis=0)
+        draw.text((2, 1), true, fill=SAME, font=font)
+        draw.text((2, 16), said, fill=OTHER, font=font)
+        picture = enlarge(image, scale)                       # centred in the cell's width
+        left = (width - picture.shape[1]) // 2
+        picture = np.pad(picture, ((0, 0), (left, width - picture.shape[1] - left), (0, 0)),
+                         constant_values=255)
+        cell = np.concatenate([picture, np.asarray(caption)], axis=0)
         cells.append(np.pad(cell, ((2, 2), (2, 2), (0, 0)), constant_values=255))
     grid = tile(np.stack(cells), cols, pad=4)
     header = text_block([title], grid.shape[1], size=14) if title else grid[:0]
