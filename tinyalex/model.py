@@ -6,7 +6,8 @@ connected sizes, and ``AlexNet.steps`` turns that into the paper's sequence
     conv1 relu1 norm1 pool1  conv2 relu2 norm2 pool2  conv3 relu3  conv4 relu4  conv5 relu5 pool5
     fc6 relu6 drop6  fc7 relu7 drop7  fc8
 
-which ``forward`` walks calling the layer functions of the chosen implementation
+(``ConvSpec(pool_before_lrn=True)`` swaps a block's norm and pool, the order of the 2012
+code's conv1), which ``forward`` walks calling the layer functions of the chosen implementation
 (``tinyalex.layers``, ``tinyalex.fast`` or ``tinyalex.cuda.layers``) and ``backward`` walks
 in reverse. Parameters and gradients are plain dicts of arrays with the same keys
 (``conv1.w``, ``conv1.b``, ..., ``fc8.b``), so a notebook can print and poke at everything.
@@ -35,7 +36,14 @@ from tinyalex.noise import DropoutNoise
 
 @dataclass(frozen=True)
 class ConvSpec:
-    """One convolutional block: conv -> ReLU [-> LRN] [-> 3/2 max-pool]."""
+    """One convolutional block: conv -> ReLU [-> LRN] [-> 3/2 max-pool].
+
+    pool_before_lrn: conv -> ReLU -> max-pool -> LRN instead (when the block has both). The
+    paper normalises and then pools (section 3.3: LRN "after applying the ReLU
+    nonlinearity in certain layers", section 3.5: max-pooling follows the normalization
+    layers); the 2012 cuda-convnet definitions pool conv1 first and then normalise, the order
+    CaffeNet later used. The same two layers, in the other order.
+    """
 
     out_channels: int
     kernel: int
@@ -44,6 +52,7 @@ class ConvSpec:
     groups: int = 1  # 2 = the paper's two-GPU split (section 3.2)
     lrn: bool = False  # local response normalization after the ReLU (section 3.3)
     pool: bool = False  # overlapping max-pool after the ReLU / LRN (section 3.4)
+    pool_before_lrn: bool = False  # True: pool, then LRN (the 2012 code's conv1; not the paper)
 
 
 @dataclass(frozen=True)
@@ -166,13 +175,15 @@ def build_steps(config: AlexNetConfig) -> list[Step]:
         steps.append(Step(f"conv{i}", "conv", dict(stride=spec.stride, pad=spec.pad,
                                                    groups=spec.groups)))
         steps.append(Step(f"relu{i}", "relu"))
+        block = []
         if spec.lrn:
-            steps.append(Step(f"norm{i}", "lrn", dict(n=config.lrn_n, k=config.lrn_k,
+            block.append(Step(f"norm{i}", "lrn", dict(n=config.lrn_n, k=config.lrn_k,
                                                       alpha=config.lrn_alpha,
                                                       beta=config.lrn_beta)))
         if spec.pool:
-            steps.append(Step(f"pool{i}", "pool", dict(size=config.pool_size,
+            block.append(Step(f"pool{i}", "pool", dict(size=config.pool_size,
                                                        stride=config.pool_stride)))
+        steps += block[::-1] if spec.pool_before_lrn else block  # [pool, norm] or [norm, pool]
     first_fc = len(config.convs) + 1
     for i, _ in enumerate(config.hidden, start=first_fc):
         steps.append(Step(f"fc{i}", "fc"))

@@ -49,13 +49,27 @@ class SGD:
     "fast" its chunked twin ``tinyalex.fast.sgd_update``, "cuda" the one-pass kernel
     ``tinyalex.cuda.layers.sgd_update`` (bit for bit this update); "auto" is "fast" for NumPy
     parameters and "cuda" for CuPy float32 ones.
+
+    lr_scale: {parameter name: factor}, a learning-rate multiplier per parameter (default 1),
+    e.g. ``{"conv1.w": 0.0, "conv1.b": 0.0}``. The paper uses one rate for every layer; the
+    2012 code lowered conv1's and conv2's rates by hand late in training and then set them
+    to 0. The parameter's update is this rule with the rate ``lr * factor``, in every
+    implementation (the factor scales the rate passed to the update, and weight decay with
+    it). A factor of 0 adds no new step: a fresh optimiser leaves the parameter exactly as it
+    is; set mid-run, the velocity already built still moves it, shrinking by ``momentum``
+    each step (in all, momentum / (1 - momentum) times the last velocity); the 2012 code
+    lowered the rate to 1e-5 for seven epochs before setting it to 0, which leaves little
+    velocity to carry. ``set_lr_scale`` changes it between steps.
     """
 
     def __init__(self, params: dict, lr: float = 0.01, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, impl: str = "auto"):
+                 weight_decay: float = 5e-4, impl: str = "auto", lr_scale: dict | None = None):
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
+        self.lr_scale: dict[str, float] = {}
+        self._names = tuple(params)
+        self.set_lr_scale(lr_scale or {})
         self.velocity = {name: get_array_module(p).zeros_like(p) for name, p in params.items()}
         resolved = resolve_impl(impl, next(iter(params.values())))
         if resolved == "fast":
@@ -66,20 +80,37 @@ class SGD:
             update = sgd_update
         self._update = update
 
+    def set_lr_scale(self, lr_scale: dict) -> None:
+        """Replace the per-parameter rate multipliers (see the class docstring)."""
+        unknown = sorted(set(lr_scale) - set(self._names))
+        if unknown:
+            raise ValueError(f"SGD lr_scale: no parameter named {', '.join(unknown)}; the "
+                             f"parameters are {', '.join(self._names)}")
+        bad = {name: f for name, f in lr_scale.items() if not float(f) >= 0}
+        if bad:
+            raise ValueError(f"SGD lr_scale: factors must be >= 0 (0 freezes), got {bad}")
+        self.lr_scale = {name: float(f) for name, f in lr_scale.items()}
+
     def step(self, params: dict, grads: dict) -> None:
-        """One update of every parameter, in place: v = m v - wd lr w - lr g; w += v."""
+        """One update of every parameter, in place: v = m v - wd lr w - lr g; w += v
+        (lr times the parameter's ``lr_scale`` factor)."""
         for name, w in params.items():
             decay = self.weight_decay if decays(name) else 0.0
-            self._update(w, self.velocity[name], grads[name], self.lr, self.momentum, decay)
+            lr = self.lr * self.lr_scale.get(name, 1.0)
+            self._update(w, self.velocity[name], grads[name], lr, self.momentum, decay)
 
     def state_dict(self) -> dict:
         """Hyperparameters (plain numbers); the velocity is saved separately as arrays."""
-        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+        state = {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
+        if self.lr_scale:  # only when set: checkpoints of plain runs stay as they were
+            state["lr_scale"] = dict(self.lr_scale)
+        return state
 
     def load_state_dict(self, state: dict, velocity: dict) -> None:
         self.lr = float(state["lr"])
         self.momentum = float(state["momentum"])
         self.weight_decay = float(state["weight_decay"])
+        self.set_lr_scale(state.get("lr_scale", {}))
         for name, v in velocity.items():
             self.velocity[name][...] = get_array_module(self.velocity[name]).asarray(v)
 

@@ -14,14 +14,21 @@ None) or wrong, so every notebook runs from top to bottom as it is stored.
 
     checking.py     the checker: Exercise, check, run_check, hint, show_solution, show_code
     exercises.py    every exercise: random cases, tinyalex's answer, the classic mistakes
+    exercises_10_12.py  the same for lessons 10-12
     solutions.py    one readable answer per exercise (what show_solution prints)
     course.py       the lessons in reading order (the notebooks, tested and in the README)
     experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
     images.py       a photograph and the built-in shapes, without a download
     plots.py        the lessons' figures
+    learned.py      lesson 10: a net trained in seconds, colour share, fc7 neighbours, saliency
+    real.py         lesson 11: Fashion-MNIST in memory (the shapes without it), predictions
+    paper_code.py   lesson 12: the 2012 code's LRN, layer order and rate history as switches
 """
 
-from tinyalex.lessons import exercises  # noqa: E402, F401  (registers every exercise)
+from tinyalex.lessons import (
+    exercises,  # noqa: E402, F401  (registers every exercise)
+    exercises_10_12,  # noqa: E402, F401  (lessons 10-12's)
+)
 from tinyalex.lessons.checking import (
     REGISTRY,
     CheckResult,

@@ -39,4 +39,16 @@ COURSE: tuple[Lesson, ...] = (
            ("4.2", "5"),
            "inverted dropout against the paper's test-time halving, fully connected layers, "
            "softmax cross-entropy and its gradient"),
+    Lesson(10, "10_what_it_learned.ipynb", "What the network learned", ("6.1",),
+           "figure 3 (the towers' conv1 kernels, their colour share measured), feature maps, "
+           "figure 4 (neighbours by fc7 distance), saliency maps, on a net trained in seconds"),
+    Lesson(11, "11_real_images.ipynb", "Real images", ("2", "4.1"),
+           "Fashion-MNIST (or the shapes when it is not installed): gray to three channels, "
+           "PCA lighting as brightness, 28 pixels; a short run, its confusion matrix and "
+           "the test images it gets wrong"),
+    Lesson(12, "12_paper_and_code.ipynb", "The paper and the code that won",
+           ("3.3", "3.4", "3.5", "5"),
+           "the paper against the 2012 source (computerhistory/AlexNet-Source-Code): LRN's "
+           "alpha / n with k = 1, pooling before LRN, rates lowered by hand and conv1-conv2 "
+           "frozen; what tinyalex follows and the switches"),
 )

@@ -310,3 +310,116 @@ def plot_pool_routing(x, size: int, stride: int, dout=None):
                  "gets both")
     fig.tight_layout()
     return fig
+
+
+# ---- lesson 12: the 2012 code's learning rates ----------------------------------------------
+
+def plot_rate_history(rate_of, layers_: dict, epochs: int, title: str = ""):
+    """The weight learning rate per epoch of some layers, on a log scale (0 drawn at the bottom).
+
+    rate_of(epoch, layer) -> rate; layers_: {label: layer name}.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    epoch = np.arange(epochs + 1)
+    floor = 1e-6  # where a rate of 0 is drawn on the log axis
+    for k, (label, layer) in enumerate(layers_.items()):
+        rates = np.array([rate_of(e, layer) for e in epoch])
+        ax.step(epoch, np.maximum(rates, floor), where="post", lw=2.5 - k, label=label)
+    ax.set_yscale("log")
+    ax.axhline(floor, color="grey", lw=0.8, ls=":")
+    ax.annotate("rate 0 (frozen)", (1, floor * 1.3), fontsize=8, color="grey")
+    ax.set(xlabel="epoch", ylabel="weight learning rate (log scale)",
+           title=title or "the learning rates, set by hand")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_update_sizes(update: dict, freeze_at: int | None = None, window: int = 5,
+                      title: str = "how far each step moves each layer"):
+    """|w_after - w_before| / |w| per SGD step, one line per layer, log scale.
+
+    update: {layer: [value per step]} (``paper_code.train_with_freeze``); a running mean over
+    ``window`` steps smooths the lines; zeros are drawn at the bottom of the axis.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k, (layer, values) in enumerate(update.items()):
+        values = np.asarray(values, dtype=np.float64)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window, window + len(smooth)), np.maximum(smooth, 1e-12),
+                color=f"C{k}", lw=1.6, label=layer)
+    if freeze_at is not None:
+        ax.axvline(freeze_at, color="black", ls="--", lw=1, label=f"freeze at step {freeze_at}")
+    ax.set_yscale("log")
+    ax.set(xlabel="SGD step", ylabel=f"relative change of w (mean of {window} steps)",
+           title=title, ylim=(1e-9, None))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+# ---- lesson 10: what the network learned ------------------------------------------------------
+
+def show_picture(image, title: str = "", width: float = 8.0):
+    """One uint8 (H, W, 3) picture (e.g. a ``tinyalex.viz`` figure) at ``width`` inches."""
+    plt = _plt()
+    image = np.asarray(image)
+    fig, ax = plt.subplots(figsize=(width, width * image.shape[0] / image.shape[1] + 0.4))
+    ax.imshow(image, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_colourfulness(values: dict, halves: int = 2,
+                       title: str = "how much of each conv1 kernel is colour"):
+    """One dot per kernel, per label (e.g. {"initial": ..., "trained": ...}), the towers apart.
+
+    values: {label: (F,) fractions from ``learned.colourfulness``}; kernels 0..F/2-1 are the
+    first tower. The dashed line is 2/3, what random weights give.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for k, (label, v) in enumerate(values.items()):
+        v = np.asarray(v)
+        per = len(v) // halves
+        for h in range(halves):
+            part = v[h * per : (h + 1) * per]
+            x = h * (len(values) + 1) + k + np.linspace(-0.2, 0.2, len(part))
+            ax.plot(x, part, "o", color=f"C{k}", alpha=0.7, label=label if h == 0 else None)
+            ax.plot([x[0] - 0.1, x[-1] + 0.1], [part.mean()] * 2, color=f"C{k}", lw=2.5)
+    ax.axhline(2 / 3, color="grey", ls="--", lw=1, label="random weights (2/3)")
+    ticks = [h * (len(values) + 1) + (len(values) - 1) / 2 for h in range(halves)]
+    ax.set_xticks(ticks, [f"tower {'ab'[h] if halves == 2 else h}: kernels {h * per}-"
+                          f"{(h + 1) * per - 1}" for h in range(halves)])
+    ax.set(ylabel="colour share of |w|^2 (0 = grey only)", ylim=(0, 1), title=title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_saliency(images, maps, titles=None, title: str = "saliency: where the class score "
+                  "is most sensitive"):
+    """Images (N, H, W, 3) uint8 above their saliency maps (N, H, W), one column per image."""
+    plt = _plt()
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.3), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], interpolation="nearest")
+        axes[1, i].imshow(maps[i], cmap="hot", interpolation="nearest")
+        if titles is not None:
+            axes[0, i].set_title(str(titles[i]), fontsize=8)
+        for ax in axes[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("image", fontsize=9)
+    axes[1, 0].set_ylabel("max |d score / d pixel|", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -239,3 +239,90 @@ def sgd_update(w, v, g, lr, momentum, weight_decay):
     v -= lr * g
     w += v
 
+
+
+# ---- lesson 12: the paper and the code that won ------------------------------------------
+
+
+def lrn_2012(x, size, scale, power):
+    # cuda-convnet's cmrnorm layer: layer.py divides the configured scale by size, and the
+    # additive constant (minDiv) is 1 when a definition does not set it (the 2012 ones do
+    # not): out = x / (1 + scale/size * sum of squares)^power. In tinyalex's (the paper's)
+    # terms: k = 1, alpha = scale / size.
+    return layers.lrn_forward(x, n=size, k=1.0, alpha=scale / size, beta=power)[0]
+
+
+def conv1_2012(x, w, b, conv, lrn, pool):
+    # The 2012 code's first block: conv -> ReLU -> max-pool -> LRN (the paper: LRN, then pool).
+    out = layers.conv_forward(x, w, b, **conv)[0]
+    out = layers.relu_forward(out)[0]
+    out = layers.maxpool_forward(out, **pool)[0]
+    return layers.lrn_forward(out, **lrn)[0]
+
+
+def sgd_step_scaled(params, velocity, grads, lr, momentum, weight_decay, lr_scale):
+    # The paper's update for every parameter, at the rate lr * (its factor, default 1); weight
+    # decay on the weights (*.w) only. A factor of 0 still runs the rule: v = momentum v.
+    for name, w in params.items():
+        rate = lr * lr_scale.get(name, 1.0)
+        decay = weight_decay if name.endswith(".w") else 0.0
+        v = velocity[name]
+        v *= momentum
+        v -= decay * rate * w
+        v -= rate * grads[name]
+        w += v
+
+
+# ---- lesson 10: what the network learned -----------------------------------------------------
+
+
+def kernel_colourfulness(w):
+    # Split each kernel (3, KH, KW) into its grey part -- the mean of R, G, B at each pixel,
+    # the same on all three channels -- and the rest, the colour. Return the colour's share
+    # of the squared weights, one number per kernel.
+    grey = w.mean(axis=1, keepdims=True)  # (F, 1, KH, KW), broadcast over the channels
+    colour_energy = ((w - grey) ** 2).sum(axis=(1, 2, 3))
+    return colour_energy / (w**2).sum(axis=(1, 2, 3))
+
+
+def nearest_by_fc7(net, x, queries, k):
+    # The last hidden layer after its ReLU (fc7 in the paper), evaluation mode (no dropout).
+    net.forward(x, train=False, keep_activations=True)
+    fc = [step.name for step in net.steps if step.kind == "fc"]
+    features = net.activations["relu" + fc[-2][2:]].reshape(len(x), -1)  # (N, D)
+    dist = np.sqrt(((features[queries][:, None] - features[None]) ** 2).sum(axis=2))  # (Q, N)
+    dist[np.arange(len(queries)), queries] = np.inf  # an image is not its own neighbour
+    return np.argsort(dist, axis=1)[:, :k]
+
+
+def class_score_gradient(net, x, classes):
+    logits = net.forward(x, train=False)  # evaluation mode: no dropout
+    dlogits = np.zeros_like(logits)  # d score / d logits: 1 at the class, 0 for every other
+    dlogits[np.arange(len(x)), classes] = 1.0
+    return net.backward(dlogits, input_grad=True)["input"]
+
+
+# ---- lesson 11: real images -------------------------------------------------------------------
+
+
+def gray_to_input(images, mean):
+    # uint8 (N, S, S) grayscale -> float32 (N, 3, S, S): the one channel on R, G and B (the
+    # network reads three), minus the training set's mean image (3, S, S) (section 2).
+    rgb = np.repeat(images[:, None, :, :], 3, axis=1).astype(np.float32)  # (N, 3, S, S)
+    return rgb - mean
+
+
+def confusion_counts(labels, predictions, num_classes):
+    # counts[t, p]: the images of true class t that the network called p.
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (labels, predictions), 1)  # += would count repeated pairs only once
+    return counts
+
+
+def most_confused_pairs(confusion, count):
+    # The off-diagonal cells with the largest counts, as (true, predicted) rows.
+    mistakes = confusion.copy()
+    np.fill_diagonal(mistakes, -1)  # a correct answer is not a confusion
+    flat = np.argsort(-mistakes.ravel(), kind="stable")[:count]  # ties: row-major order
+    rows, cols = np.unravel_index(flat, mistakes.shape)
+    return np.stack([rows, cols], axis=1)
