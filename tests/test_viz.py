@@ -248,3 +248,20 @@ def test_evaluate_keeps_each_images_answer_in_order():
     confusion = np.zeros((10, 10), int)
     np.add.at(confusion, (np.arange(13) % 10, result["predictions"]), 1)
     np.testing.assert_array_equal(confusion, result["confusion"])
+
+
+def test_figures_leave_a_notebooks_matplotlib_alone(tmp_path, monkeypatch):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    def switched(*args, **kwargs):
+        raise AssertionError("viz switched matplotlib's backend (a notebook loses its figures)")
+
+    monkeypatch.setattr(matplotlib, "use", switched)
+    open_figures = plt.get_fignums()
+    viz.plot_confusion(np.eye(3, dtype=int), ["a", "b", "c"], tmp_path / "c.png")
+    viz.plot_learning_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1,
+                               "train_top1": 0.5, "val_top1": 0.4, "val_top5": 0.9}],
+                             tmp_path / "l.png")
+    assert plt.get_fignums() == open_figures                  # nothing left open in pyplot
+    assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "l.png").is_file()

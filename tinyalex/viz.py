@@ -52,23 +52,19 @@ from tinyalex.storage import atomic_file
 # --- learning curves ------------------------------------------------------------------------
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**options):
+    """A matplotlib Figure of its own, outside pyplot: drawing it touches no global state
+    (no backend switched, no figure left open in a notebook), and savefig renders with Agg."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**options)
 
 
 def _save_figure(fig, path: Path, dpi: int = 80) -> Path:
     """Write a matplotlib figure as a PNG atomically (tinyalex.storage.atomic_file), so that a
     viewer never sees a half-drawn image and a failed write leaves the old one."""
-    try:
-        with atomic_file(path) as f:
-            fig.savefig(f, dpi=dpi, format="png")
-    finally:
-        _pyplot().close(fig)
+    with atomic_file(path) as f:
+        fig.savefig(f, dpi=dpi, format="png")
     return path
 
 
@@ -85,10 +81,10 @@ def plot_learning_curves(history: list[dict], path: str | os.PathLike) -> Path:
     """
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
     path = Path(path)
     epochs = [int(row["epoch"]) for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     ax_loss.plot(epochs, [r["val_loss"] for r in history], "o-", label="val")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -113,14 +109,14 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: str | os.Pat
     classes, columns the predicted ones; the colour is the fraction of the row (so a class
     with few images reads like one with many), and with up to 20 classes each cell shows its
     count."""
-    plt = _pyplot()
     path = Path(path)
     confusion = np.asarray(confusion)
     n = len(classes)
     rows = confusion.sum(axis=1, keepdims=True)
     fraction = confusion / np.maximum(rows, 1)
     side = min(4 + 0.45 * n, 24)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    fig = _figure(figsize=(side + 1.5, side))
+    ax = fig.subplots()
     image = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     if n <= 50:
