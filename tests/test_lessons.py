@@ -815,8 +815,9 @@ def test_paper_init_and_the_two_sgd_forms():
     assert list(scales) == ["conv1", "conv2", "conv3", "fc4", "fc5"]
     paper = pipeline.quadratic_paths(sgd_update, 20, 10)
     torch_form = pipeline.quadratic_paths(pipeline.pytorch_sgd_update, 20, 10)
-    assert np.abs(paper[:10] - torch_form[:10]).max() < 1e-12
-    assert np.abs(paper[10:] - torch_form[10:]).max() > 1e-3
+    assert paper.shape == (21, 50) and np.array_equal(paper[0], torch_form[0])
+    assert np.abs(paper[:11] - torch_form[:11]).max() < 1e-12  # the start and 10 steps
+    assert np.abs(paper[11:] - torch_form[11:]).max() > 1e-3
 
 
 def test_kernel_helpers_read_and_plant():
@@ -861,3 +862,13 @@ def test_lesson_plots_have_titles_and_labelled_axes(tmp_path):
             assert ax.get_xlabel() and (ax.get_title() or fig._suptitle is not None), k
         fig.savefig(tmp_path / f"{k}.png")
         plt.close(fig)
+
+
+def test_lesson_9_gpu_timing_runs_on_a_fake_cupy(fake_cupy):
+    # the GPU branch of lesson 9, on tests/fake_cupy.py: the real kernel through the emulator
+    from tinyalex import backend
+    from tinyalex.lessons import kernels
+
+    assert backend.gpu_problem() is None
+    timing = kernels.gpu_maxpool_timing(shape=(2, 3, 9, 13), repeats=2)
+    assert timing["max_difference"] == 0.0 and timing["cpu_ms"] > 0 and timing["gpu_ms"] >= 0

@@ -147,7 +147,8 @@ def pytorch_sgd_update(w, buf, g, lr: float, momentum: float, weight_decay: floa
 def quadratic_paths(update, steps: int, drop_at: int, lr: float = 0.1, factor: float = 0.1,
                     momentum: float = 0.9, weight_decay: float = 5e-4, size: int = 50,
                     seed: int = 0) -> np.ndarray:
-    """Weights after each step of ``update`` on L(w) = 0.5 sum(c * w^2), float64 (steps, size).
+    """The weights on L(w) = 0.5 sum(c * w^2), float64 (steps + 1, size): row 0 the start, row
+    t the weights after step t of ``update``.
 
     The curvatures c are spread over 0.01..1 (a badly conditioned bowl, where momentum
     matters); the rate is lr for the first ``drop_at`` steps, then lr * factor. ``update`` has
@@ -156,7 +157,7 @@ def quadratic_paths(update, steps: int, drop_at: int, lr: float = 0.1, factor: f
     rng = np.random.default_rng(seed)
     curvature = np.geomspace(0.01, 1.0, size)
     w, v = rng.standard_normal(size), np.zeros(size)
-    path = []
+    path = [w.copy()]
     for step in range(steps):
         rate = lr if step < drop_at else lr * factor
         update(w, v, curvature * w, rate, momentum, weight_decay)  # dL/dw = c * w

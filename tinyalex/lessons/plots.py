@@ -351,7 +351,7 @@ def plot_learning(histories: dict, window: int = 10, title: str = "Learning curv
                          color=f"C{k}", label=label)
         epochs = np.arange(1, len(h.val_errors) + 1)
         val_ax.plot(epochs, 100 * np.asarray(h.val_errors), "o-", color=f"C{k}", label=label)
-        lr_ax.step(np.arange(len(h.lrs)), h.lrs, where="post", color=f"C{k}", label=label)
+        lr_ax.step(np.arange(1, len(h.lrs) + 1), h.lrs, where="mid", color=f"C{k}", label=label)
     loss_ax.set(xlabel="epoch", ylabel=f"training loss (mean of last {window} steps)",
                 title="training loss")
     val_ax.set(xlabel="epoch", ylabel="validation error, % (centre crops)",
