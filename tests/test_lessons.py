@@ -688,7 +688,14 @@ def test_pytorch_sgd_mistakes():
         buf += g
         w -= lr * buf + weight_decay * w
 
-    assert "unscaled by lr" in failing("pytorch_sgd_update", decay_after)
+    assert "applied the decay to w directly" in failing("pytorch_sgd_update", decay_after)
+
+    def decay_forgotten(w, buf, g, lr, momentum, weight_decay):
+        buf *= momentum
+        buf += g
+        w -= lr * buf
+
+    assert "adds the decay to the gradient" in failing("pytorch_sgd_update", decay_forgotten)
 
 
 def test_the_two_sgd_forms_agree_at_a_fixed_rate_and_differ_when_it_drops():

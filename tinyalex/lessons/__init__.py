@@ -19,6 +19,8 @@ None) or wrong, so every notebook runs from top to bottom as it is stored.
     experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
     images.py       a photograph and the built-in shapes, without a download
     plots.py        the lessons' figures
+    pipeline.py     the paper's input pipeline and training loop, small (lessons 7 and 8)
+    kernels.py      read a CUDA kernel, plant a bug in a copy, run it under ASan (lesson 9)
 """
 
 from tinyalex.lessons import exercises  # noqa: E402, F401  (registers every exercise)

@@ -1202,8 +1202,9 @@ def _diagnose_pytorch_sgd(case, got, want):
          "buf = m buf + g + wd w; w = w - lr buf", w + m * v - wd * lr * w - lr * g),
         ("PyTorch adds the decay to the gradient before the momentum: buf = m buf + (g + wd w)",
          w - lr * (m * v + g)),
-        ("the decay goes into the buffer unscaled by lr; lr multiplies the whole buffer once: "
-         "w = w - lr * buf", w - lr * (m * v + g) - wd * w),
+        ("you applied the decay to w directly (w -= wd * w); PyTorch adds it to the gradient "
+         "inside the buffer, and lr multiplies the whole buffer: buf = m buf + g + wd w; "
+         "w = w - lr buf", w - lr * (m * v + g) - wd * w),
     ])
 
 
