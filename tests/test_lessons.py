@@ -59,7 +59,7 @@ def test_every_exercise_has_a_hint_a_solution_and_cases_of_several_seeds(capsys)
         show_solution(name)
         out = capsys.readouterr().out
         assert f"def {name}(" in out and exercise.hint in out
-    assert all(len(lessons[n]) >= 3 for n in range(1, 7)), lessons
+    assert all(len(lessons[n]) >= 3 for n in range(1, 13)), lessons
 
 
 def test_unknown_exercise_names_the_known_ones():
@@ -595,3 +595,287 @@ def test_plots_have_titles_and_labelled_axes(tmp_path):
     fig = plots.show_images(np.zeros((3, 5, 5, 3), dtype=np.uint8), titles="abc", title="t")
     fig2 = plots.show_maps(np.random.default_rng(0).random((5, 4, 4)), title="maps")
     assert fig._suptitle.get_text() == "t" and fig2._suptitle.get_text() == "maps"
+
+
+# ---- lesson 7: data ---------------------------------------------------------------------------
+
+def test_crop_mistakes():
+    def off_by_one(images, mean, crop, top, left, flip):
+        return sol.crop_batch(images, mean, crop - 1, top, left, flip)
+
+    assert "t : t + crop" in failing("crop_batch", off_by_one)
+
+    def hwc(images, mean, crop, top, left, flip):
+        return sol.crop_batch(images, mean, crop, top, left, flip).transpose(0, 2, 3, 1)
+
+    assert "HWC layout" in failing("crop_batch", hwc)
+
+    def no_mean(images, mean, crop, top, left, flip):
+        return sol.crop_batch(images, 0 * mean, crop, top, left, flip)
+
+    assert "mean image is not subtracted" in failing("crop_batch", no_mean)
+
+    def mean_not_flipped(images, mean, crop, top, left, flip):
+        out = []
+        for b in range(len(images)):
+            window = images[b, top[b]:top[b] + crop, left[b]:left[b] + crop].transpose(2, 0, 1)
+            if flip[b]:
+                window = window[:, :, ::-1]
+            out.append(window - mean[:, top[b]:top[b] + crop, left[b]:left[b] + crop])
+        return np.array(out, dtype=np.float32)
+
+    assert "its mean window is not" in failing("crop_batch", mean_not_flipped)
+
+    def upside_down(images, mean, crop, top, left, flip):
+        x = sol.crop_batch(images, mean, crop, top, left, np.zeros_like(flip))
+        x[flip] = x[flip][:, :, ::-1, :]
+        return x
+
+    assert "mirrors up-down" in failing("crop_batch", upside_down)
+
+    def swapped(images, mean, crop, top, left, flip):
+        return sol.crop_batch(images, mean, crop, left, top, flip)
+
+    assert "swapped" in failing("crop_batch", swapped)
+
+
+def test_ten_crop_mistakes():
+    def past_the_edge(size, crop):
+        far, c = size - crop + 1, (size - crop) // 2
+        five = [(0, 0), (0, far), (far, 0), (far, far), (c, c)]
+        return [(t, lft, False) for t, lft in five] + [(t, lft, True) for t, lft in five]
+
+    assert "past the image" in failing("ten_crop_windows", past_the_edge)
+
+    def rounded_up(size, crop):
+        far, c = size - crop, -(-(size - crop) // 2)
+        five = [(0, 0), (0, far), (far, 0), (far, far), (c, c)]
+        return [(t, lft, False) for t, lft in five] + [(t, lft, True) for t, lft in five]
+
+    assert "rounded down" in failing("ten_crop_windows", rounded_up)
+
+    def interleaved(size, crop):
+        windows = sol.ten_crop_windows(size, crop)
+        return [w for pair in zip(windows[:5], windows[5:], strict=True) for w in pair]
+
+    assert "another order" in failing("ten_crop_windows", interleaved)
+
+
+def test_lighting_mistakes():
+    def in_pixel_units(rng, batch, eigvals, eigvecs, std):
+        return (rng.normal(0.0, std, (batch, 3)) * eigvals) @ eigvecs.T
+
+    assert "255 times too large" in failing("lighting_offsets", in_pixel_units)
+
+    def rows(rng, batch, eigvals, eigvecs, std):
+        return (rng.normal(0.0, std, (batch, 3)) * eigvals / 255) @ eigvecs
+
+    assert "COLUMNS" in failing("lighting_offsets", rows)
+
+    def square_roots(rng, batch, eigvals, eigvecs, std):
+        return (rng.normal(0.0, std, (batch, 3)) * np.sqrt(eigvals) / 255) @ eigvecs.T
+
+    assert "square roots" in failing("lighting_offsets", square_roots)
+
+
+# ---- lesson 8: learning, continued ---------------------------------------------------------
+
+def test_pytorch_sgd_mistakes():
+    assert "the paper's form" in failing("pytorch_sgd_update", sol.sgd_update)
+
+    def decay_after(w, buf, g, lr, momentum, weight_decay):
+        buf *= momentum
+        buf += g
+        w -= lr * buf + weight_decay * w
+
+    assert "applied the decay to w directly" in failing("pytorch_sgd_update", decay_after)
+
+    def decay_forgotten(w, buf, g, lr, momentum, weight_decay):
+        buf *= momentum
+        buf += g
+        w -= lr * buf
+
+    assert "adds the decay to the gradient" in failing("pytorch_sgd_update", decay_forgotten)
+
+
+def test_the_two_sgd_forms_agree_at_a_fixed_rate_and_differ_when_it_drops():
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal(20)
+    grads = [rng.standard_normal(20) for _ in range(8)]
+    paths = []
+    for update in (sol.sgd_update, sol.pytorch_sgd_update):
+        w, v, path = w0.copy(), np.zeros(20), []
+        for k, g in enumerate(grads):
+            update(w, v, g + 0.1 * w, 0.1 if k < 4 else 0.01, 0.9, 0.0)
+            path.append(w.copy())
+        paths.append(path)
+    np.testing.assert_allclose(paths[0][3], paths[1][3], rtol=1e-12)  # same until the drop
+    assert not np.allclose(paths[0][4], paths[1][4])
+
+
+def test_plateau_mistakes():
+    def impatient(errors, lr, patience, most):
+        return sol.plateau_rates(errors, lr, patience - 1, most)
+
+    assert "MORE than patience" in failing("plateau_rates", impatient)
+
+    def no_limit(errors, lr, patience, most):
+        return sol.plateau_rates(errors, lr, patience, 99)
+
+    assert "at most max_reductions" in failing("plateau_rates", no_limit)
+
+    def no_reset(errors, lr, patience, most):
+        rates, best, bad, done = [lr], np.inf, 0, 0
+        for e in errors:
+            if e < best - 1e-4:
+                best, bad = e, 0
+            else:
+                bad += 1
+                if bad > patience and done < most:
+                    lr, done = lr * 0.1, done + 1
+            rates.append(lr)
+        return rates
+
+    assert "starts again at 0" in failing("plateau_rates", no_reset)
+
+    def without_first(errors, lr, patience, most):
+        return sol.plateau_rates(errors, lr, patience, most)[1:]
+
+    assert "one rate more" in failing("plateau_rates", without_first)
+
+
+def test_he_mistakes():
+    assert "square root" in failing("he_std", lambda shape: 2 / np.prod(shape[1:]))
+    assert "LeCun" in failing("he_std", lambda shape: np.sqrt(1 / np.prod(shape[1:])))
+    assert "fan-out" in failing("he_std",
+                                lambda shape: np.sqrt(2 / (shape[0] * np.prod(shape[2:]))))
+    assert "not in_channels" in failing("he_std", lambda shape: np.sqrt(2 / shape[1]))
+
+
+# ---- lesson 9: the kernels' index arithmetic ------------------------------------------------
+
+def test_index_arithmetic_mistakes():
+    def ow_by_height(index, OH, OW):
+        return index // (OW * OH), (index // OW) % OH, index % OH
+
+    assert "index % OW" in failing("thread_coords", ow_by_height)
+
+    def no_wrap(index, OH, OW):
+        return index // (OW * OH), index // OW, index % OW
+
+    assert "% OH" in failing("thread_coords", no_wrap)
+
+    assert "rounds DOWN" in failing("grid_blocks", lambda total, block: total // block)
+    assert "useless block" in failing("grid_blocks", lambda total, block: total // block + 1)
+
+    def floor_first(h, size, stride, count):
+        return np.maximum(0, (h - size + 1) // stride), np.minimum(count - 1, h // stride)
+
+    assert "ceiling" in failing("windows_containing", floor_first)
+
+    def unclipped(h, size, stride, count):
+        first, _ = sol.windows_containing(h, size, stride, count)
+        return first, h // stride
+
+    assert "clipped at count - 1" in failing("windows_containing", unclipped)
+
+
+# ---- lessons 7-9: their exercises and helpers ------------------------------------------------
+
+def test_lessons_7_to_9_have_three_exercises_each():
+    counts = {n: sum(e.lesson == n for e in REGISTRY.values()) for n in (7, 8, 9)}
+    assert all(count >= 3 for count in counts.values()), counts
+
+
+def test_pipeline_trains_on_crops_and_measures_ten_crops():
+    from tinyalex import data
+    from tinyalex.lessons import experiments, pipeline
+
+    train_set, val_set = pipeline.shapes_sets(3, 1, size=25)
+    assert train_set.images.shape == (30, 25, 25, 3) and len(val_set) == 10
+    stats = data.compute_stats(train_set)
+    config = pipeline.crop_config(crop=23, image=25, widths=(4, 4, 4), hidden=8)
+    net = experiments.ExperimentNet(config, seed=0)
+    history = pipeline.train_epochs(net, train_set, stats, epochs=3, lr=0.02, batch_size=10,
+                                    val_set=val_set, schedule=pipeline.plateau(0.02, patience=0))
+    assert len(history.losses) == 9 and history.steps_per_epoch == 3
+    assert len(history.val_errors) == 3 and history.lrs[0] == 0.02
+    assert all(b <= a for a, b in zip(history.lrs[:-1], history.lrs[1:], strict=True))
+    for error in (pipeline.center_error(net, val_set, stats),
+                  pipeline.ten_crop_error(net, val_set, stats)):
+        assert 0 <= error <= 1
+    assert pipeline.center_error(net, val_set, stats) == history.val_errors[-1]
+
+
+def test_paper_init_and_the_two_sgd_forms():
+    from tinyalex.lessons import experiments, pipeline
+    from tinyalex.optim import sgd_update
+
+    config = pipeline.paper_init(experiments.micro_config())
+    assert config.init == "paper" and config.input_scale == 1.0
+    assert config.bias_one == ("conv2", "fc4")  # the grouped conv and the hidden fc layer
+    net = experiments.ExperimentNet(config, seed=0)
+    assert np.all(net.params["conv2.b"] == 1) and np.all(net.params["conv1.b"] == 0)
+    assert abs(net.params["conv3.w"].std() - 0.01) < 1e-3
+    x = np.random.default_rng(0).standard_normal((4, 3, 23, 23)).astype(np.float32) * 50
+    scales = pipeline.activation_scales(net, x)
+    assert list(scales) == ["conv1", "conv2", "conv3", "fc4", "fc5"]
+    paper = pipeline.quadratic_paths(sgd_update, 20, 10)
+    torch_form = pipeline.quadratic_paths(pipeline.pytorch_sgd_update, 20, 10)
+    assert paper.shape == (21, 50) and np.array_equal(paper[0], torch_form[0])
+    assert np.abs(paper[:11] - torch_form[:11]).max() < 1e-12  # the start and 10 steps
+    assert np.abs(paper[11:] - torch_form[11:]).max() > 1e-3
+
+
+def test_kernel_helpers_read_and_plant():
+    from tinyalex.lessons import kernels
+
+    text, first = kernels.kernel_text("maxpool.cu", "maxpool_forward_kernel")
+    assert text.startswith('extern "C"') and text.endswith("}") and first > 1
+    assert kernels.numbered("a\nb", 7) == "   7  a\n   8  b"
+    source = "f(){ if (i >= n) return; }\ng(){ if (i >= n) return; }"
+    planted = kernels.plant(source, "i >= n", "i > n", after="g(")
+    assert planted.count("i >= n") == 1 and planted.index("i > n") > planted.index("g(")
+    with pytest.raises(ValueError, match="say where"):
+        kernels.plant(source, "i >= n", "i > n")
+    assert kernels.line_of(planted, "i > n") == 2
+    report = ("==1==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x602000001234\n"
+              "READ of size 4 at 0x602000001234 thread T0\n"
+              "    #0 0x7f00deadbeef in k /tmp/xyz/bug.cu:37\n    #1 0x7f in other\n")
+    summary = kernels.asan_summary(report, "bug.cu")
+    assert "k bug.cu:37" in summary and "/tmp" not in summary and "other" not in summary
+
+
+def test_lesson_plots_have_titles_and_labelled_axes(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tinyalex.lessons import pipeline, plots
+
+    history = pipeline.History(losses=list(np.linspace(2.3, 1.0, 40)), lrs=[0.1, 0.1, 0.01],
+                               val_errors=[0.8, 0.6, 0.5], steps_per_epoch=13)
+    figures = [plots.draw_windows(np.zeros((20, 20, 3), np.uint8), [(0, 0), (4, 4)], 16,
+                                  labels=["a", "b"]),
+               plots.plot_learning({"run": history}, window=5),
+               plots.plot_sgd_forms({"a": np.linspace(1, 0.1, 20), "b": np.linspace(1, 0.2, 20)},
+                                    10),
+               plots.draw_thread_map(2, 3, 5, 8)]
+    for k, fig in enumerate(figures):
+        axes = [ax for ax in fig.axes if ax.has_data()]
+        assert axes, k
+        for ax in axes:
+            assert ax.get_xlabel() and (ax.get_title() or fig._suptitle is not None), k
+        fig.savefig(tmp_path / f"{k}.png")
+        plt.close(fig)
+
+
+def test_lesson_9_gpu_timing_runs_on_a_fake_cupy(fake_cupy):
+    # the GPU branch of lesson 9, on tests/fake_cupy.py: the real kernel through the emulator
+    from tinyalex import backend
+    from tinyalex.lessons import kernels
+
+    assert backend.gpu_problem() is None
+    timing = kernels.gpu_maxpool_timing(shape=(2, 3, 9, 13), repeats=2)
+    assert timing["max_difference"] == 0.0 and timing["cpu_ms"] > 0 and timing["gpu_ms"] >= 0

@@ -20,6 +20,8 @@ None) or wrong, so every notebook runs from top to bottom as it is stored.
     experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
     images.py       a photograph and the built-in shapes, without a download
     plots.py        the lessons' figures
+    pipeline.py     the paper's input pipeline and training loop, small (lessons 7 and 8)
+    kernels.py      read a CUDA kernel, plant a bug in a copy, run it under ASan (lesson 9)
     learned.py      lesson 10: a net trained in seconds, colour share, fc7 neighbours, saliency
     real.py         lesson 11: Fashion-MNIST in memory (the shapes without it), predictions
     paper_code.py   lesson 12: the 2012 code's LRN, layer order and rate history as switches

@@ -39,6 +39,15 @@ COURSE: tuple[Lesson, ...] = (
            ("4.2", "5"),
            "inverted dropout against the paper's test-time halving, fully connected layers, "
            "softmax cross-entropy and its gradient"),
+    Lesson(7, "07_data.ipynb", "Data", ("2", "4.1"),
+           "the 256 rescale and centre crop, the mean image, random crops and reflections, PCA "
+           "lighting on a photograph, ten-crop testing measured"),
+    Lesson(8, "08_learning.ipynb", "Learning", ("5",),
+           "the paper's SGD against PyTorch's when the rate drops, the initialisation trap and "
+           "He's fix, the plateau schedule, a real run with learning curves"),
+    Lesson(9, "09_cuda_kernels.ipynb", "The CUDA kernels", ("3.2", "3.4"),
+           "max-pooling's kernel read line by line, run on the CPU emulator against NumPy, two "
+           "planted bugs and AddressSanitizer, the real launch on a GPU"),
     Lesson(10, "10_what_it_learned.ipynb", "What the network learned", ("6.1",),
            "figure 3 (the towers' conv1 kernels, their colour share measured), feature maps, "
            "figure 4 (neighbours by fc7 distance), saliency maps, on a net trained in seconds"),

@@ -1001,3 +1001,449 @@ register(Exercise(
     solution=solutions.sgd_update, diagnose=_diagnose_sgd,
     hint="v <- momentum v - weight_decay lr w - lr g; w <- w + v, both in place (v *= ..., "
          "w += ...)."))
+
+# ---- lesson 7: data (sections 2, 4.1) -------------------------------------------------------
+
+from tinyalex.data import augment as _augment  # noqa: E402  (lesson 7's reference functions)
+
+
+def _crop_cases():
+    # (batch, image side S, crop): windows up to the far edge (top = S - crop), odd sizes
+    values = [(4, 9, 5), (3, 12, 7), (5, 8, 8), (6, 11, 4)]
+    cases = []
+    for seed, (batch, size, crop) in enumerate(values):
+        rng = np.random.default_rng(seed + 100)
+        images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+        mean = (rng.random((3, size, size)) * 255).astype(np.float32)
+        top = rng.integers(0, size - crop + 1, batch)
+        left = rng.integers(0, size - crop + 1, batch)
+        top[0], left[-1] = size - crop, size - crop  # one window at each far edge, always
+        flip = np.arange(batch) % 2 == 1  # both kinds in every case
+        cases.append(Case((images, mean, crop, top, left, flip),
+                          label=f"{batch} images {size}x{size}, crop {crop}"))
+    return cases
+
+
+def _crop_variant(images, mean, crop, top, left, flip, *, mean_flipped=True, subtract=True,
+                  axis=3, swap=False, mean_at=None):
+    """crop_batch with one thing changed (the wrong answers the diagnosis recognises)."""
+    x = images.astype(np.float64).transpose(0, 3, 1, 2)
+    out = []
+    for b in range(len(images)):
+        t, lft = (left[b], top[b]) if swap else (top[b], left[b])
+        window = x[b, :, t : t + crop, lft : lft + crop]
+        mt, ml = (t, lft) if mean_at is None else mean_at
+        m = mean[:, mt : mt + crop, ml : ml + crop].astype(np.float64)
+        if flip[b]:
+            window = np.flip(window, axis=axis - 1)
+            m = np.flip(m, axis=axis - 1) if mean_flipped else m
+        out.append(window - m if subtract else window)
+    return np.stack(out)
+
+
+def _diagnose_crop(case, got, want):
+    images, mean, crop, top, left, flip = case.args
+    out, B = np.asarray(got["x"]), len(images)
+    if out.shape == (B, crop, crop, 3):
+        return ("the result is in the images' HWC layout; the network reads (B, 3, crop, crop): "
+                "move the channel axis to the front (transpose(0, 3, 1, 2))")
+    if out.shape[:2] == (B, 3) and out.shape[2:] != (crop, crop):
+        return (f"your windows are {out.shape[2]}x{out.shape[3]}, not {crop}x{crop}: the window "
+                "at top t holds rows t .. t + crop - 1, the slice t : t + crop")
+    if out.shape != want["x"].shape:
+        return None
+    center = _augment.center_offset(images.shape[1], crop)
+    return _first_match(out, [
+        ("the mean image is not subtracted (section 2: the only preprocessing)",
+         _crop_variant(*case.args, subtract=False)),
+        ("the mean's window must be the image's window, at the same (top, left) (the mean of "
+         "the 256 x 256 images is subtracted before cropping)",
+         _crop_variant(*case.args, mean_at=(0, 0))),
+        ("you subtracted the mean's CENTRE window; subtract the window at the same (top, left) "
+         "as the image's", _crop_variant(*case.args, mean_at=(center, center))),
+        ("the image is flipped but its mean window is not: subtract first, then flip both "
+         "together", _crop_variant(*case.args, mean_flipped=False)),
+        ("your flip mirrors up-down; a horizontal reflection mirrors left-right (the last, W "
+         "axis)", _crop_variant(*case.args, axis=2)),
+        ("top and left are swapped: top is the first row of the window (the H axis), left its "
+         "first column (the W axis)", _crop_variant(*case.args, swap=True)),
+        ("no image was flipped: mirror image b left-right where flip[b] is True",
+         _crop_variant(*case.args[:5], np.zeros(B, dtype=bool))),
+    ])
+
+
+register(Exercise(
+    name="crop_batch", lesson=7,
+    task="cut each image's crop window, subtract the mean image's same window, flip where asked",
+    signature="def crop_batch(images, mean, crop_size, top, left, flip):",
+    cases=_crop_cases, outputs=("x",),
+    reference=_augment.crop_batch, reference_name="tinyalex.data.augment.crop_batch",
+    solution=solutions.crop_batch, diagnose=_diagnose_crop,
+    hint="Per image b: rows top[b] : top[b] + crop_size, the same columns from left[b]; subtract "
+         "mean[:, rows, cols]; if flip[b], reverse the last axis; output (B, 3, crop, crop)."))
+
+
+def _ten_crop_cases():
+    values = [(256, 227), (256, 224), (27, 23), (12, 5), (10, 7), (9, 9)]
+    return [Case(v, label=f"image {v[0]}, crop {v[1]}") for v in values]
+
+
+def _own_ten_crop_windows(image_size, crop_size):
+    return [tuple(map(int, w[:2])) + (bool(w[2]),)
+            for w in _augment.ten_crop_windows(image_size, crop_size)]
+
+
+def _diagnose_ten_crop(case, got, want):
+    size, crop = case.args
+    windows = np.asarray(got["windows"])
+    right = np.asarray(want["windows"])
+    if windows.shape != right.shape:
+        return ("return ten (top, left, flip) triples: five windows unflipped, then the same "
+                "five flipped" if windows.shape[:1] != (10,) else None)
+    far, center = size - crop, (size - crop) // 2
+    if set(map(tuple, windows.tolist())) == set(map(tuple, right.tolist())):
+        return ("the right ten windows in another order: top-left, top-right, bottom-left, "
+                "bottom-right, centre, then the same five flipped")
+    corner = windows[:4, :2]
+    if np.any(corner == far + 1):
+        return (f"a corner window starts at {far + 1}: it would end one pixel past the image. The "
+                f"last whole window starts at image_size - crop_size = {far}")
+    if np.any(corner == far - 1) and far > 0:
+        return (f"a far corner starts at {far - 1}, one pixel short of the edge: the last whole "
+                f"window starts at image_size - crop_size = {far}")
+    if not np.all(windows[[4, 9], :2] == center):
+        return (f"the centre window starts at (image_size - crop_size) // 2 = {center} "
+                "(rounded down: the extra pixel of an odd margin goes to the bottom and right)")
+    if not np.array_equal(windows[:, 2].astype(bool), right[:, 2].astype(bool)):
+        return "the first five windows are not flipped, the last five are"
+    return None
+
+
+register(Exercise(
+    name="ten_crop_windows", lesson=7,
+    task="the ten test windows (top, left, flip): four corners, the centre, and their reflections",
+    signature="def ten_crop_windows(image_size, crop_size):",
+    cases=_ten_crop_cases, outputs=("windows",),
+    reference=_own_ten_crop_windows, reference_name="tinyalex.data.augment.ten_crop_windows",
+    solution=solutions.ten_crop_windows, diagnose=_diagnose_ten_crop,
+    hint="The last whole window starts at far = image_size - crop_size; the corners are (0, 0), "
+         "(0, far), (far, 0), (far, far); the centre (far // 2, far // 2); then all five with "
+         "flip True."))
+
+
+def _lighting_cases():
+    values = [(5, 0.1), (1, 0.1), (8, 0.3), (3, 1.0)]
+    cases = []
+    for seed, (batch, std) in enumerate(values):
+        rng = np.random.default_rng(seed + 120)
+        eigvecs, _ = np.linalg.qr(rng.standard_normal((3, 3)))  # orthonormal columns
+        eigvals = np.sort(rng.random(3) * 3000)[::-1].copy()  # 0..255 units squared
+        cases.append(Case((batch, eigvals.astype(np.float32), eigvecs.astype(np.float32), std),
+                          label=f"batch {batch}, std {std}", extra=dict(seed=seed + 130)))
+    return cases
+
+
+def _call_lighting(fn, case):
+    batch, eigvals, eigvecs, std = case.args
+    return fn(np.random.default_rng(case.extra["seed"]), batch, eigvals, eigvecs, std)
+
+
+def _diagnose_lighting(case, got, want):
+    batch, eigvals, eigvecs, std = case.args
+    offsets = np.asarray(got["offsets"])
+    if offsets.shape == (3, batch) and batch != 3:
+        return "one row per image: the result is (batch, 3), an RGB offset for each image"
+    a = np.random.default_rng(case.extra["seed"]).normal(0.0, std, (batch, 3))
+    l, P = eigvals.astype(np.float64), eigvecs.astype(np.float64)
+    return _first_match(offsets, [
+        ("255 times too large: the formula is applied to pixels in 0..1 (the eigenvalues are "
+         "stored in 0..255 units squared), so the offset in 0..255 units is P (a * l) / 255",
+         (a * l) @ P.T),
+        ("the eigenvectors are the COLUMNS of eigvecs (p_i = eigvecs[:, i]); you used its rows",
+         (a * l / 255) @ P),
+        ("you scaled by the square roots of the eigenvalues (the standard deviations); the "
+         "paper's formula multiplies a_i by the eigenvalue l_i itself",
+         (a * np.sqrt(l) / 255) @ P.T),
+        ("a_i ~ N(0, std^2) has standard deviation std: rng.normal(0.0, std, (batch, 3)), not "
+         "std^2", (np.random.default_rng(case.extra["seed"]).normal(0.0, std**2, (batch, 3))
+                   * l / 255) @ P.T),
+    ])
+
+
+register(Exercise(
+    name="lighting_offsets", lesson=7,
+    task="PCA lighting: one RGB offset per image, P [a1 l1, a2 l2, a3 l3]^T (in 0..255 units)",
+    signature="def lighting_offsets(rng, batch, eigvals, eigvecs, std):",
+    cases=_lighting_cases, outputs=("offsets",), call=_call_lighting,
+    reference=_augment.lighting_offsets, reference_name="tinyalex.data.augment.lighting_offsets",
+    solution=solutions.lighting_offsets, diagnose=_diagnose_lighting,
+    hint="a = rng.normal(0.0, std, (batch, 3)); the offsets are (a * eigvals / 255) @ eigvecs.T "
+         "(row b: sum over i of eigvecs[:, i] * a[b, i] * eigvals[i] / 255).",
+    atol=1e-4, rtol=1e-4))
+
+# ---- lesson 8: learning (section 5), continued ---------------------------------------------
+
+
+def _own_pytorch_sgd(w, buf, g, lr, momentum, weight_decay):
+    """torch.optim.SGD's update (dampening 0, no Nesterov), in place, written out."""
+    buf *= momentum
+    buf += g + weight_decay * w
+    w -= lr * buf
+
+
+def _diagnose_pytorch_sgd(case, got, want):
+    w, v, g, lr, m, wd = case.args
+    w_new = np.asarray(got["w"])
+    if np.array_equal(np.asarray(got["v"]), v):
+        return ("buf was not changed: update it in place (buf *= momentum; buf += ...), not "
+                "with buf = ..., which only rebinds the local name")
+    return _first_match(w_new, [
+        ("that is the paper's form, with the learning rate inside the velocity; PyTorch's: "
+         "buf = m buf + g + wd w; w = w - lr buf", w + m * v - wd * lr * w - lr * g),
+        ("PyTorch adds the decay to the gradient before the momentum: buf = m buf + (g + wd w)",
+         w - lr * (m * v + g)),
+        ("you applied the decay to w directly (w -= wd * w); PyTorch adds it to the gradient "
+         "inside the buffer, and lr multiplies the whole buffer: buf = m buf + g + wd w; "
+         "w = w - lr buf", w - lr * (m * v + g) - wd * w),
+    ])
+
+
+register(Exercise(
+    name="pytorch_sgd_update", lesson=8,
+    task="PyTorch's momentum SGD step, in place: the learning rate outside the buffer",
+    signature="def pytorch_sgd_update(w, buf, g, lr, momentum, weight_decay):",
+    cases=_sgd_cases, outputs=("w", "v"), call=_call_sgd,
+    reference=_own_pytorch_sgd, reference_name="torch.optim.SGD (its documented update)",
+    solution=solutions.pytorch_sgd_update, diagnose=_diagnose_pytorch_sgd,
+    hint="buf <- momentum buf + (g + weight_decay w); w <- w - lr buf, both in place."))
+
+
+def _plateau_cases():
+    values = [([0.5, 0.4, 0.41, 0.42, 0.43, 0.3, 0.3, 0.3, 0.3], 0.01, 2, 3),
+              ([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], 0.1, 1, 2),
+              ([0.8, 0.7, 0.6, 0.5, 0.4], 0.01, 0, 3),
+              ([0.5, 0.5, 0.49995, 0.5, 0.5, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2], 1.0, 2, 3),
+              ([0.6, 0.5, 0.55, 0.52, 0.51, 0.505, 0.5, 0.49], 0.01, 1, 3)]
+    return [Case(v, label=f"{len(v[0])} epochs, lr {v[1]}, patience {v[2]}, "
+                          f"at most {v[3]} reductions") for v in values]
+
+
+def _own_plateau_rates(val_errors, lr, patience, max_reductions):
+    from tinyalex.optim import ReduceOnPlateau
+
+    schedule = ReduceOnPlateau(lr, factor=0.1, patience=patience, max_reductions=max_reductions)
+    return [lr] + [schedule.step(error) for error in val_errors]
+
+
+def _plateau_variant(val_errors, lr, patience, max_reductions, *, wait=None, reset=True,
+                     limit=True, against_last=False, delta=1e-4):
+    """The schedule with one rule changed (wait: a reduction when bad > wait)."""
+    wait = patience if wait is None else wait
+    rates, best, bad, reductions, last = [lr], float("inf"), 0, 0, float("inf")
+    for error in val_errors:
+        reference = last if against_last else best
+        if error < reference - delta:
+            best, bad = min(best, error), 0
+        else:
+            bad += 1
+            if bad > wait and (reductions < max_reductions or not limit):
+                lr, reductions = lr * 0.1, reductions + 1
+                bad = 0 if reset else bad
+        last = error
+        rates.append(lr)
+    return rates
+
+
+def _diagnose_plateau(case, got, want):
+    errors, lr, patience, most = case.args
+    rates = np.asarray(got["rates"], dtype=np.float64)
+    if rates.shape == (len(errors),):
+        return ("return one rate more than there are epochs measured: the first epoch's rate "
+                "(lr), then the rate chosen after each validation error")
+    return _first_match(rates, [
+        ("you lowered the rate after `patience` epochs without improvement; the paper waits "
+         "until the error has not improved for MORE than patience epochs (bad > patience)",
+         _plateau_variant(*case.args, wait=patience - 1)),
+        ("after a reduction the count of epochs without improvement starts again at 0",
+         _plateau_variant(*case.args, reset=False)),
+        ("the rate is divided at most max_reductions times (the paper: three times in all)",
+         _plateau_variant(*case.args, limit=False)),
+        ("an improvement is measured against the BEST error so far, not the last epoch's",
+         _plateau_variant(*case.args, against_last=True)),
+        ("an improvement must be larger than min_delta = 1e-4 (a change in the fifth decimal "
+         "is noise)", _plateau_variant(*case.args, delta=0.0)),
+    ])
+
+
+register(Exercise(
+    name="plateau_rates", lesson=8,
+    task="the paper's schedule: divide the rate by 10 when validation error stops improving",
+    signature="def plateau_rates(val_errors, lr, patience, max_reductions):",
+    cases=_plateau_cases, outputs=("rates",),
+    reference=_own_plateau_rates, reference_name="tinyalex.optim.ReduceOnPlateau",
+    solution=solutions.plateau_rates, diagnose=_diagnose_plateau,
+    hint="Keep the best error and a count of epochs without an improvement of more than 1e-4; "
+         "when the count exceeds patience (and fewer than max_reductions were made), multiply "
+         "the rate by 0.1 and reset the count. Return [lr, rate after epoch 1, ...]."))
+
+
+def _he_cases():
+    values = [(96, 3, 11, 11), (256, 48, 5, 5), (4096, 9216), (10, 64), (384, 192, 3, 3),
+              (16, 3, 5, 5)]
+    return [Case((v,), label=f"w {_shape(v)}") for v in values]
+
+
+def _own_he_std(w_shape):
+    return float(np.sqrt(2.0 / np.prod(w_shape[1:])))
+
+
+def _diagnose_he(case, got, want):
+    (shape,) = case.args
+    fan_in, fan_out = np.prod(shape[1:]), shape[0] * np.prod(shape[2:])
+    return _first_match(got["std"], [
+        ("that is the variance 2 / fan_in; the standard deviation is its square root",
+         2.0 / fan_in),
+        ("1 / fan_in is LeCun's variance (right for tanh); a ReLU zeroes half of its inputs, so "
+         "He's keeps the signal's size with 2 / fan_in", np.sqrt(1.0 / fan_in)),
+        ("you used the fan-out (out_channels * KH * KW); the fan-in is what one output unit "
+         "reads: in_channels * KH * KW (or D for a fully connected layer)",
+         np.sqrt(2.0 / fan_out)),
+        ("the fan-in counts every weight of one kernel: in_channels * KH * KW, not in_channels",
+         np.sqrt(2.0 / shape[1])),
+        ("that is the paper's fixed 0.01; He's depends on the layer: sqrt(2 / fan_in)", 0.01),
+    ])
+
+
+register(Exercise(
+    name="he_std", lesson=8,
+    task="the standard deviation of He initialisation for a weight of a given shape",
+    signature="def he_std(w_shape):",
+    cases=_he_cases, outputs=("std",),
+    reference=_own_he_std, reference_name="tinyalex.model.init_params (init 'he')",
+    solution=solutions.he_std, diagnose=_diagnose_he,
+    hint="fan_in is the product of every axis but the first (C * KH * KW for a convolution, D "
+         "for a fully connected layer); the standard deviation is sqrt(2 / fan_in)."))
+
+# ---- lesson 9: the CUDA kernels -------------------------------------------------------------
+
+
+def _coords_cases():
+    values = [(2 * 3, 4, 5), (1, 7, 3), (5, 1, 6), (4, 6, 6)]
+    return [Case((np.arange(nc * oh * ow), oh, ow), label=f"N*C={nc}, OH={oh}, OW={ow}")
+            for nc, oh, ow in values]
+
+
+def _own_thread_coords(index, OH, OW):
+    # np.unravel_index is the definition of "row-major order"
+    return np.unravel_index(index, (int(index.max()) // (OH * OW) + 1, OH, OW))
+
+
+def _diagnose_coords(case, got, want):
+    index, OH, OW = case.args
+    nc, oh, ow = (np.asarray(got[k]) for k in ("nc", "oh", "ow"))
+    if matches(ow, index % OH) and OH != OW:
+        return "ow is index % OW (the width): the last axis varies fastest"
+    if matches(oh, index // OW) and len(index) > OH * OW:
+        return ("oh is (index // OW) % OH: without the % OH it keeps counting into the next "
+                "(n, c) plane")
+    if matches(nc, index // OW) and OH > 1:
+        return "nc is index // (OW * OH): one (n, c) plane holds OH * OW outputs"
+    if matches(oh, index % OH) and matches(ow, index // OH % OW):
+        return ("you made oh vary fastest (column-major); in row-major (N, C, OH, OW) memory the "
+                "LAST axis, ow, varies fastest")
+    return None
+
+
+register(Exercise(
+    name="thread_coords", lesson=9,
+    task="which output (nc, oh, ow) a thread with a flat index computes (maxpool.cu's first lines)",
+    signature="def thread_coords(index, OH, OW):",
+    cases=_coords_cases, outputs=("nc", "oh", "ow"),
+    reference=_own_thread_coords, reference_name="np.unravel_index(index, (NC, OH, OW))",
+    solution=solutions.thread_coords, diagnose=_diagnose_coords,
+    hint="Row-major: ow = index % OW; oh = (index // OW) % OH; nc = index // (OW * OH)."))
+
+
+def _blocks_cases():
+    values = [(1000, 256), (1024, 256), (1, 256), (255, 256), (257, 256), (100000, 128),
+              (9216, 1024)]
+    return [Case(v, label=f"{v[0]} elements, {v[1]} threads a block") for v in values]
+
+
+def _own_grid_blocks(total, block):
+    return -(-total // block)
+
+
+def _diagnose_blocks(case, got, want):
+    total, block = case.args
+    value = got["blocks"]
+    if isinstance(value, float) and not float(value).is_integer():
+        return "a number of blocks is a whole number: round up, in integers"
+    return _first_match(value, [
+        ("total // block rounds DOWN: the last total % block elements get no thread (the "
+         "launch must cover every element; the kernel's `if (index >= total) return;` "
+         "idles the extra threads)", total // block),
+        ("total // block + 1 launches a whole useless block when total is a multiple of "
+         "block: use (total + block - 1) // block", total // block + 1),
+    ])
+
+
+register(Exercise(
+    name="grid_blocks", lesson=9,
+    task="how many blocks of `block` threads give one thread to each of `total` elements",
+    signature="def grid_blocks(total, block):",
+    cases=_blocks_cases, outputs=("blocks",),
+    reference=_own_grid_blocks, reference_name="tinyalex.cuda.ops (the launchers)",
+    solution=solutions.grid_blocks, diagnose=_diagnose_blocks,
+    hint="ceil(total / block), in integers: (total + block - 1) // block."))
+
+
+def _containing_cases():
+    values = [(27, 3, 2), (13, 3, 2), (12, 2, 2), (10, 4, 3), (9, 3, 1), (11, 5, 2)]
+    cases = []
+    for H, size, stride in values:
+        count = (H - size) // stride + 1
+        covered = (count - 1) * stride + size  # rows past this are in no window
+        cases.append(Case((np.arange(covered), size, stride, count),
+                          label=f"{covered} rows, window {size}, stride {stride}"))
+    return cases
+
+
+def _own_windows_containing(h, size, stride, count):
+    # by brute force: every window o, and whether it holds row h
+    starts = np.arange(count)[None, :] * stride
+    holds = (starts <= h[:, None]) & (h[:, None] <= starts + size - 1)  # (rows, windows)
+    first = np.argmax(holds, axis=1)
+    last = count - 1 - np.argmax(holds[:, ::-1], axis=1)
+    return first, last
+
+
+def _diagnose_containing(case, got, want):
+    h, size, stride, count = case.args
+    first, last = np.asarray(got["first"]), np.asarray(got["last"])
+    if not matches(first, want["first"]):
+        if matches(first, np.maximum(0, (h - size) // stride + 1)) or matches(
+                first, np.maximum(0, (h - size + 1) // stride)):
+            return ("first is a ceiling: the first window o with o*stride + size - 1 >= h is "
+                    "ceil((h - size + 1) / stride), i.e. -(-(h - size + 1) // stride); floor "
+                    "division rounds the wrong way")
+        if np.any(first < 0):
+            return "first is clipped at 0: rows near the top are in window 0 first"
+        return None
+    if np.any(last > count - 1):
+        return f"last is clipped at count - 1 = {count - 1}: there is no window past the last"
+    if matches(last, np.minimum(count - 1, (h + 1) // stride)):
+        return "last is h // stride: the last window starting at or before row h"
+    return None
+
+
+register(Exercise(
+    name="windows_containing", lesson=9,
+    task="the first and last pooling window that holds each row h (maxpool.cu's backward)",
+    signature="def windows_containing(h, size, stride, count):",
+    cases=_containing_cases, outputs=("first", "last"),
+    reference=_own_windows_containing, reference_name="the windows counted one by one",
+    solution=solutions.windows_containing, diagnose=_diagnose_containing,
+    hint="Window o covers rows o*stride .. o*stride + size - 1. The last one that holds h starts "
+         "at or before h: h // stride (at most count - 1); the first one ends at or after h: "
+         "ceil((h - size + 1) / stride) (at least 0)."))

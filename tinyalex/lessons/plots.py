@@ -423,3 +423,98 @@ def show_saliency(images, maps, titles=None, title: str = "saliency: where the c
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+# ---- lesson 7: crop windows -------------------------------------------------------------------
+
+def draw_windows(image, windows, crop: int, title: str = "", labels=None):
+    """An image (H, W, 3) with crop x crop windows outlined; windows: (top, left[, flip])."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(image)
+    for k, window in enumerate(windows):
+        top, left = int(window[0]), int(window[1])
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), crop, crop, fill=False, lw=2,
+                               edgecolor=f"C{k % 10}", ls="--" if k % 2 else "-"))
+        if labels is not None:
+            ax.text(left + 2, top + 2, str(labels[k]), color=f"C{k % 10}", fontsize=9,
+                    va="top", weight="bold")
+    ax.set(xlabel="column (pixels)", ylabel="row (pixels)",
+           title=title or f"{len(windows)} windows of {crop} x {crop}")
+    fig.tight_layout()
+    return fig
+
+
+# ---- lesson 8: learning curves ----------------------------------------------------------------
+
+def plot_learning(histories: dict, window: int = 10, title: str = "Learning curves"):
+    """Training loss per step (running mean), validation error and learning rate per epoch.
+
+    histories: {label: pipeline.History}. Three panels side by side, one colour per label.
+    """
+    plt = _plt()
+    fig, (loss_ax, val_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 3.8))
+    for k, (label, h) in enumerate(histories.items()):
+        losses = np.asarray(h.losses, dtype=np.float64)
+        if len(losses) >= window:
+            running = np.convolve(losses, np.ones(window) / window, mode="valid")
+            loss_ax.plot(np.arange(window, window + len(running)) / h.steps_per_epoch, running,
+                         color=f"C{k}", label=label)
+        epochs = np.arange(1, len(h.val_errors) + 1)
+        val_ax.plot(epochs, 100 * np.asarray(h.val_errors), "o-", color=f"C{k}", label=label)
+        lr_ax.step(np.arange(1, len(h.lrs) + 1), h.lrs, where="mid", color=f"C{k}", label=label)
+    loss_ax.set(xlabel="epoch", ylabel=f"training loss (mean of last {window} steps)",
+                title="training loss")
+    val_ax.set(xlabel="epoch", ylabel="validation error, % (centre crops)",
+               title="validation error after each epoch", ylim=(0, 100))
+    lr_ax.set(xlabel="epoch", ylabel="learning rate (log scale)", yscale="log",
+              title="the rate used in each epoch")
+    for ax in (loss_ax, val_ax, lr_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sgd_forms(paths: dict, drop_at: int, ylabel: str = "step size |w(t) - w(t-1)|",
+                   title: str = "The paper's SGD and PyTorch's, before and after the rate drops"):
+    """One curve per update rule (paths: {label: values per step}), the drop marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for k, (label, values) in enumerate(paths.items()):
+        ax.plot(np.arange(1, len(values) + 1), values, "o-" if k == 0 else "s--", ms=3,
+                color=f"C{k}", label=label)
+    ax.axvline(drop_at + 0.5, color="black", lw=1, ls=":", label="learning rate / 10")
+    ax.set(xlabel="SGD step", ylabel=ylabel, title=title, yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---- lesson 9: threads and blocks -------------------------------------------------------------
+
+def draw_thread_map(NC: int, OH: int, OW: int, block: int):
+    """Which thread of which block computes each output of (NC, OH, OW): one panel per plane.
+
+    Each cell shows its flat thread index (blockIdx.x * blockDim.x + threadIdx.x) and is
+    coloured by its block; threads past the last output are counted in the title.
+    """
+    plt = _plt()
+    total = NC * OH * OW
+    blocks = -(-total // block)
+    index = np.arange(total).reshape(NC, OH, OW)
+    fig, axes = plt.subplots(1, NC, figsize=(1.0 + 0.55 * OW * NC, 0.55 * OH + 1.6),
+                             squeeze=False)
+    for nc, ax in enumerate(axes[0]):
+        ax.imshow(index[nc] // block, cmap="tab10", vmin=0, vmax=9, aspect="equal")
+        for (i, j), value in np.ndenumerate(index[nc]):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+        ax.set(title=f"plane nc = {nc}", xlabel="ow", ylabel="oh" if nc == 0 else "")
+        ax.set_xticks(range(OW))
+        ax.set_yticks(range(OH))
+    fig.suptitle(f"{total} outputs, {blocks} blocks of {block} threads (colour = blockIdx.x); "
+                 f"{blocks * block - total} threads find nothing to do")
+    fig.tight_layout()
+    return fig

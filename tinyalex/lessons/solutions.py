@@ -326,3 +326,86 @@ def most_confused_pairs(confusion, count):
     flat = np.argsort(-mistakes.ravel(), kind="stable")[:count]  # ties: row-major order
     rows, cols = np.unravel_index(flat, mistakes.shape)
     return np.stack([rows, cols], axis=1)
+# ---- lesson 7: data (sections 2, 4.1) -------------------------------------------------------
+
+
+def crop_batch(images, mean, crop_size, top, left, flip):
+    # images uint8 (B, S, S, 3) as stored (HWC); mean float32 (3, S, S), CHW.
+    x = images.astype(np.float32).transpose(0, 3, 1, 2)  # (B, 3, S, S), channels first
+    out = np.empty((len(images), 3, crop_size, crop_size), dtype=np.float32)
+    for b in range(len(images)):
+        rows = slice(top[b], top[b] + crop_size)  # crop_size pixels: top .. top + crop - 1
+        cols = slice(left[b], left[b] + crop_size)
+        out[b] = x[b, :, rows, cols] - mean[:, rows, cols]  # the mean's SAME window
+        if flip[b]:
+            out[b] = out[b, :, :, ::-1]  # mirror left-right: the last (W) axis
+    return out
+
+
+def ten_crop_windows(image_size, crop_size):
+    far = image_size - crop_size  # the last top (or left) where a whole window fits
+    center = (image_size - crop_size) // 2
+    five = [(0, 0), (0, far), (far, 0), (far, far), (center, center)]
+    return [(t, lft, False) for t, lft in five] + [(t, lft, True) for t, lft in five]
+
+
+def lighting_offsets(rng, batch, eigvals, eigvecs, std):
+    # offset = [p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T per image, with a_i ~ N(0, std^2); the
+    # eigenvalues are in 0..255 units squared, the formula is applied in 0..1 units (see
+    # tinyalex.data.augment.lighting_offsets): 255 * P (a * l / 255^2) = P (a * l) / 255.
+    alphas = rng.normal(0.0, std, (batch, 3))  # one draw per image and component
+    return (alphas * eigvals / 255.0) @ eigvecs.T  # row b: sum_i p_i * a_bi * l_i / 255
+
+
+# ---- lesson 8: learning (section 5), continued ---------------------------------------------
+
+
+def pytorch_sgd_update(w, buf, g, lr, momentum, weight_decay):
+    # torch.optim.SGD: the decay is added to the gradient, the rate multiplies the buffer.
+    buf *= momentum
+    buf += g + weight_decay * w
+    w -= lr * buf
+
+
+def plateau_rates(val_errors, lr, patience, max_reductions):
+    rates, best, bad, reductions = [lr], float("inf"), 0, 0
+    for error in val_errors:
+        if error < best - 1e-4:  # a real improvement: remember it, start counting again
+            best, bad = error, 0
+        else:
+            bad += 1
+            if bad > patience and reductions < max_reductions:  # MORE than patience epochs
+                lr, bad, reductions = lr * 0.1, 0, reductions + 1
+        rates.append(lr)  # the rate of the next epoch
+    return rates
+
+
+def he_std(w_shape):
+    # A ReLU zeroes half its inputs, so keeping the variance of the signal needs
+    # Var(w) = 2 / fan_in; fan_in = the inputs of ONE output unit: C * KH * KW (or D for fc).
+    fan_in = int(np.prod(w_shape[1:]))
+    return np.sqrt(2.0 / fan_in)
+
+
+# ---- lesson 9: the CUDA kernels -------------------------------------------------------------
+
+
+def thread_coords(index, OH, OW):
+    # The flat index runs over (nc, oh, ow) in row-major order: ow fastest.
+    ow = index % OW
+    oh = (index // OW) % OH
+    nc = index // (OW * OH)
+    return nc, oh, ow
+
+
+def grid_blocks(total, block):
+    # Enough blocks for one thread per element: ceil(total / block), in integers.
+    return (total + block - 1) // block
+
+
+def windows_containing(h, size, stride, count):
+    # Window o covers rows o*stride .. o*stride + size - 1; it holds h when
+    # o*stride <= h <= o*stride + size - 1, i.e. ceil((h - size + 1) / stride) <= o <= h // stride.
+    first = np.maximum(0, -(-(h - size + 1) // stride))  # -(-a // b) is ceil(a / b)
+    last = np.minimum(count - 1, h // stride)
+    return first, last
