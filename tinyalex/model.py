@@ -142,7 +142,7 @@ PRESETS: dict[str, AlexNetConfig] = {
         ),
         hidden=(1024, 1024),
         num_classes=10,
-        dropout=0.25,  # half the paper's: six epochs leave little time to overfit
+        dropout=0.25,  # half the paper's: seven epochs leave little time to overfit
         input_scale=1 / 64,
         init="he",
         bias_one=(),
