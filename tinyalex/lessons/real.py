@@ -5,9 +5,8 @@
     data.x_train, data.y_train         # network input: float32 (N, 3, 28, 28), mean removed
 
 The four IDX files are read straight into memory with ``tinyalex.data.idx.read_pair`` (about
-a second for the 70,000 images); nothing is written anywhere. Training uses the preset that
-``preset_name`` picks: ``fashion`` (sized for 28-pixel images), or ``mini`` where a version
-of tinyalex has no such preset.
+a second for the 70,000 images); nothing is written anywhere. Training uses ``PRESET``, the
+``fashion`` preset (sized for 28-pixel images).
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from tinyalex.data.imageset import DataError
 from tinyalex.data.stats import compute_stats
 
 FASHION_FOLDER = idx.DEBIAN_FASHION_MNIST
-INSTALL = "sudo apt-get install dataset-fashion-mnist"
+INSTALL = idx.INSTALL
+PRESET = "fashion"  # the preset sized for 28-pixel images (tinyalex.model.PRESETS)
 
 
 @dataclass
@@ -47,11 +47,6 @@ class RealSet:
     x_test: np.ndarray
 
 
-def preset_name() -> str:
-    """"fashion" where tinyalex has that preset, else "mini"."""
-    from tinyalex.model import PRESETS
-
-    return "fashion" if "fashion" in PRESETS else "mini"
 
 
 def balanced(labels, per_class: int, seed: int) -> np.ndarray:
@@ -85,7 +80,7 @@ def load_real_images(folder=FASHION_FOLDER, train_per_class: int = 500,
     from tinyalex.data.resample import resize_batch
     from tinyalex.model import PRESETS
 
-    size = size or PRESETS[preset_name()].input_size
+    size = size or PRESETS[PRESET].input_size
     try:
         files = idx.find_files("fashion-mnist", Path(folder))
     except DataError as err:
