@@ -558,12 +558,12 @@ def cmd_mistakes(args) -> Path:
     labels = np.asarray(split.labels)
     chosen = most_confident_mistakes(labels, result["predictions"], result["confidence"],
                                      args.count)
-    wrong = int(np.sum(labels != result["predictions"]))
-    title = (f"{args.split}: {wrong} of {result['count']} images wrong (top-1 "
-             f"{100 * result['top1']:.1f}%, centre crop); the {len(chosen)} it was surest of")
     if len(chosen) == 0:
         raise cli.UserError(f"no mistakes on the {args.split} split ({result['count']} "
                             "images): nothing to show")
+    wrong = int(np.sum(labels != result["predictions"]))
+    title = (f"{args.split}: {wrong} of {result['count']} images wrong (top-1 "
+             f"{100 * result['top1']:.1f}%, centre crop); the {len(chosen)} it was surest of")
     figure = mistakes_figure(np.asarray(split.images[chosen]), labels[chosen],
                              result["predictions"][chosen], result["confidence"][chosen],
                              meta["classes"], title=title)
