@@ -83,7 +83,7 @@ def test_fc7_features_and_neighbours_figure():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (6, 20, 20, 3), dtype=np.uint8)
     stats = data.compute_stats(images)
-    assert viz.hidden_layer_name(net) == "relu7"
+    assert net.last_hidden_layer() == "relu7"
     feats = viz.features(net, images, stats, batch_size=4)
     assert feats.shape == (6, 5) and feats.dtype == np.float32 and (feats >= 0).all()
     # the same as the network's own relu7 output on the centre crops

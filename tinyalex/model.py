@@ -432,6 +432,14 @@ class AlexNet:
         loss, dlogits = self.layers.softmax_cross_entropy(logits, labels)
         return loss, logits, dlogits
 
+    def last_hidden_layer(self) -> str:
+        """The step whose output is the last hidden layer after its ReLU: "relu7" (fc7) for
+        AlexNet, the 4096 numbers whose distances figure 4 compares (section 6.1)."""
+        fc = [step.name for step in self.steps if step.kind == "fc"]
+        if len(fc) < 2:
+            raise ValueError("the network has no hidden fully connected layer")
+        return "relu" + fc[-2][len("fc"):]
+
     def num_params(self) -> int:
         return int(sum(v.size for v in self.params.values()))
 

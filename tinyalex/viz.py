@@ -280,14 +280,6 @@ def filters_page(w: np.ndarray, w0: np.ndarray | None, halves: int, source: str)
 # --- network features -----------------------------------------------------------------------
 
 
-def hidden_layer_name(net) -> str:
-    """The step whose output is the last hidden layer after ReLU: "relu7" (fc7) for AlexNet."""
-    fc = [step.name for step in net.steps if step.kind == "fc"]
-    if len(fc) < 2:
-        raise ValueError("the network has no hidden fully connected layer")
-    return "relu" + fc[-2][len("fc"):]
-
-
 def features(net, images: np.ndarray, stats: dict, layer: str | None = None,
              batch_size: int = 256) -> np.ndarray:
     """float32 (N, D) activations of ``layer`` (default: fc7 after ReLU) for uint8 images
@@ -295,7 +287,7 @@ def features(net, images: np.ndarray, stats: dict, layer: str | None = None,
     from tinyalex import data
     from tinyalex.backend import to_device, to_numpy
 
-    layer = layer or hidden_layer_name(net)
+    layer = layer or net.last_hidden_layer()
     out = []
     for start in range(0, len(images), batch_size):
         x = data.center_crop_batch(np.asarray(images[start:start + batch_size]), stats["mean"],

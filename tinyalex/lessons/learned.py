@@ -90,9 +90,7 @@ def colourfulness(w) -> np.ndarray:
 
 def hidden_layer(net) -> str:
     """The step whose output is the last hidden layer after its ReLU (fc7's role)."""
-    from tinyalex.viz import hidden_layer_name
-
-    return hidden_layer_name(net)
+    return net.last_hidden_layer()
 
 
 def last_hidden(net, x, batch_size: int = 500) -> np.ndarray:
