@@ -16,8 +16,8 @@ What ``build`` does:
    course once).
 2. The source folder ``build/book/source/``, laid out like the repository: ``docs/`` (the
    pages and figures of this folder, and an API reference generated from the package, one
-   page per package) and ``notebooks/`` (the executed lessons, each with a note saying how
-   to run it).
+   page per package) and ``notebooks/`` (the executed lessons, each with a note under its
+   title saying how to run it).
 3. Sphinx with warnings as errors (``docs/conf.py``): a broken link or cross-reference, a
    missing figure, a docstring that does not parse, or a lesson with an error output stops
    the build.
@@ -115,8 +115,8 @@ def execute(path: Path) -> None:
     nbformat.write(notebook, EXECUTED / path.name)
 
 
-def run_note(path: Path) -> dict:
-    """The Markdown cell put under each lesson's title in the book: how to run it."""
+def run_note(path: Path) -> str:
+    """The note added to each lesson's title cell in the book: how to run it."""
     text = (
         ":::{note}\n"
         f"This page is `notebooks/{path.name}` as CI ran it, every output in place. The "
@@ -126,7 +126,7 @@ def run_note(path: Path) -> dict:
         "clone of tinyalex:\n\n"
         f"    pip install -e . jupyter && jupyter lab notebooks/{path.name}\n"
         ":::\n")
-    return {"cell_type": "markdown", "id": "run-this-lesson", "metadata": {}, "source": text}
+    return text
 
 
 # ---- the source folder -------------------------------------------------------------------
@@ -170,7 +170,8 @@ def stage() -> None:
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         shutil.copy2(path, lessons / "_clean" / path.name)
         notebook = json.loads((EXECUTED / path.name).read_text())
-        notebook["cells"].insert(1, run_note(path))
+        title = notebook["cells"][0]  # the note goes in it: cell numbers stay the notebook's
+        title["source"] = "".join(title["source"]).rstrip() + "\n\n" + run_note(path)
         (lessons / path.name).write_text(json.dumps(notebook, indent=1))
 
 
@@ -205,10 +206,11 @@ def build(args) -> int:
     if subprocess.run(command).returncode != 0:
         print("error: the book did not build (the warnings above are errors)", file=sys.stderr)
         return 1
-    pages = sorted(SITE.rglob("*.html"))
-    figures = [path for path in SITE.rglob("*.png") if "_static" not in path.parts]
-    print(f"built {SITE.relative_to(ROOT)}/index.html: {len(pages) - 3} pages, "
-          f"{len(figures)} figures, {time.perf_counter() - start:.0f} s")
+    lessons = list((SITE / "notebooks").glob("*.html"))
+    pages = list((SITE / "docs").rglob("*.html"))  # the front page, the docs, the API
+    figures = list((SITE / "_images").glob("*.png"))  # the lessons' figures and the docs'
+    print(f"built {SITE.relative_to(ROOT)}/index.html in {time.perf_counter() - start:.0f} s: "
+          f"{len(lessons)} lessons and {len(pages)} other pages, {len(figures)} figures")
     return 0
 
 

@@ -80,6 +80,39 @@ def site():
     return SITE
 
 
+# ---- what the build reads ------------------------------------------------------------------
+
+def _notebook(*outputs, source="1 / 0"):
+    return {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Lesson 0"},
+                      {"cell_type": "code", "metadata": {}, "source": source,
+                       "outputs": list(outputs), "execution_count": None}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_an_error_output_is_found_for_the_build_to_refuse():
+    error = {"output_type": "error", "ename": "ZeroDivisionError", "evalue": "division by zero",
+             "traceback": []}
+    printed = {"output_type": "stream", "name": "stderr", "text": "a warning\n"}
+    assert book.error_outputs(_notebook(printed, error)) == [(2, "ZeroDivisionError")]
+    assert book.error_outputs(_notebook(printed)) == []
+
+
+def test_an_executed_copy_is_used_only_while_it_matches_the_notebook(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(book, "EXECUTED", tmp_path / "executed")
+    (tmp_path / "executed").mkdir()
+    lesson = tmp_path / "00_lesson.ipynb"
+    lesson.write_text(json.dumps(_notebook(source="print(1)")))
+    assert not book.executed_copy_is_current(lesson)  # none yet
+    ran = {"output_type": "stream", "name": "stdout", "text": "1\n"}
+    copy = tmp_path / "executed" / lesson.name
+    copy.write_text(json.dumps(_notebook(ran, source="print(1)")))
+    assert book.executed_copy_is_current(lesson)
+    lesson.write_text(json.dumps(_notebook(source="print(2)")))  # the lesson changed since
+    assert not book.executed_copy_is_current(lesson)
+
+
 # ---- the checks ------------------------------------------------------------------------------
 
 # Run in each page once it has loaded: waits for MathJax and the images, then reports.
