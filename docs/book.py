@@ -163,7 +163,7 @@ def stage() -> None:
     if SOURCE.exists():
         shutil.rmtree(SOURCE)
     shutil.copytree(DOCS, SOURCE / "docs", ignore=shutil.ignore_patterns(
-        "node_modules", "*.py", "__pycache__", "package*.json", "_root"))
+        "node_modules", "*.py", "__pycache__", "package*.json", "_root", "_static"))
     api_pages(SOURCE / "docs" / "api")
     lessons = SOURCE / "notebooks"
     (lessons / "_clean").mkdir(parents=True)

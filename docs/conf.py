@@ -67,7 +67,8 @@ def _copy_mathjax():
 
 
 _copy_mathjax()
-html_static_path = [str(STATIC)]
+html_static_path = [str(STATIC), str(DOCS / "_static")]
+html_css_files = ["tinyalex.css"]
 mathjax_path = "mathjax/tex-chtml.js"
 mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]}}
 
@@ -100,7 +101,8 @@ def _no_error_outputs(app, env, docnames):
 def _as_written(app, what, name, obj, options, lines):
     """autodoc-process-docstring: the docstring ``lines`` become one literal block."""
     if any(line.strip() for line in lines):
-        lines[:] = ["::", ""] + [f"    {line}" if line.strip() else "" for line in lines] + [""]
+        lines[:] = ([".. code-block:: text", "   :class: docstring", ""]
+                    + [f"   {line}" if line.strip() else "" for line in lines] + [""])
 
 
 def setup(app):
