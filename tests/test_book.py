@@ -41,7 +41,7 @@ book = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(book)
 
 IN_CI = os.environ.get("CI", "").strip().lower() == "true"
-SITE = Path(os.environ.get("TINYALEX_BOOK") or book.SITE)
+SITE = Path(os.environ.get("TINYALEX_BOOK") or book.SITE).resolve()
 LESSONS = sorted(path.stem for path in book.NOTEBOOKS.glob("*.ipynb"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # as root, in a closed network: no sandbox, and none of chromium's own background traffic
