@@ -21,6 +21,9 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(DOCS))
 
 from book import MATHJAX_DIR, MATHJAX_FILES, error_outputs  # noqa: E402
+from sphinx.util import logging  # noqa: E402
+
+logger = logging.getLogger("tinyalex.book")
 
 project = "tinyalex"
 author = "the tinyalex authors"
@@ -94,8 +97,8 @@ def _no_error_outputs(app, env, docnames):
         path = Path(env.doc2path(docname))
         if path.suffix == ".ipynb":
             for number, name in error_outputs(json.loads(path.read_text())):
-                _logger.warning(f"cell {number} raised {name}: the lesson must run cleanly",
-                                location=docname)
+                logger.warning(f"cell {number} raised {name}: the lesson must run cleanly",
+                               location=docname)
 
 
 def _as_written(app, what, name, obj, options, lines):
@@ -106,9 +109,5 @@ def _as_written(app, what, name, obj, options, lines):
 
 
 def setup(app):
-    global _logger
-    from sphinx.util import logging
-
-    _logger = logging.getLogger("tinyalex.book")
     app.connect("env-before-read-docs", _no_error_outputs)
     app.connect("autodoc-process-docstring", _as_written)
