@@ -62,7 +62,8 @@ def dead_network(net, images: np.ndarray, stats: dict, seed: int) -> dict | None
 
 
 def dead_recipe(config: AlexNetConfig, lr: float) -> str:
-    """The options that start a network of this config learning (docs/training.md: A dead network)."""
+    """The options that start a network of this config learning (docs/training.md: A dead
+    network)."""
     if config.init == "paper":
         return "--init he"
     return f"--lr {rate_text(lr / 10)}"
