@@ -26,6 +26,7 @@ one defect of each kind planted, so that none of them can pass by looking at not
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import threading
@@ -98,8 +99,6 @@ def test_an_error_output_is_found_for_the_build_to_refuse():
 
 
 def test_an_executed_copy_is_used_only_while_it_matches_the_notebook(tmp_path, monkeypatch):
-    import json
-
     monkeypatch.setattr(book, "EXECUTED", tmp_path / "executed")
     (tmp_path / "executed").mkdir()
     lesson = tmp_path / "00_lesson.ipynb"
