@@ -119,6 +119,8 @@ PAGE_REPORT = """async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
   }
+  document.body.getBoundingClientRect();  // lay the page out: the fonts it needs start loading
+  await document.fonts.ready;
   for (const img of document.images) img.loading = "eager";
   await Promise.all([...document.images].map(img => img.complete ? null :
       new Promise(done => { img.addEventListener("load", done);
@@ -196,6 +198,8 @@ def crawl(browser, start: str, front: str | None = None,
     page = context.new_page()
     page.on("requestfailed", lambda request: is_local(request.url)
             and result.failed.append(f"{request.url}: {request.failure}"))
+    page.on("response", lambda response: response.status >= 400
+            and result.failed.append(f"{response.url}: HTTP {response.status}"))
     root = start.rsplit("/", 1)[0] + "/"
     if front is not None:
         page.goto(start)
@@ -206,6 +210,7 @@ def crawl(browser, start: str, front: str | None = None,
         url = queue.pop(0)
         page.goto(url, wait_until="load")
         report = page.evaluate(PAGE_REPORT)
+        page.wait_for_load_state("networkidle")  # nothing still loading is cut off by the next
         result.pages[page.url] = report
         name = Path(urlparse(page.url).path).stem
         if screenshots is not None and name in LESSONS:
@@ -239,17 +244,21 @@ def test_the_book_from_its_files(site, browser, tmp_path):
     assert sorted(path.stem for path in shots.glob("*.png")) == LESSONS
 
 
-def test_the_book_through_the_serve_command(site, browser):
-    httpd = book.server(port=0, folder=site)
+def serve_and_crawl(browser, folder: Path, front: str | None) -> Crawl:
+    """crawl() through the serve command's HTTP server (on a free port) for ``folder``."""
+    httpd = book.server(port=0, folder=folder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         root = f"http://127.0.0.1:{httpd.server_port}/"
-        result = crawl(browser, root + "index.html", front=root + book.FRONT_PAGE)
+        return crawl(browser, root + "index.html", front=front and root + front)
     finally:
         httpd.shutdown()
         httpd.server_close()
-    check_book(result)
+
+
+def test_the_book_through_the_serve_command(site, browser):
+    check_book(serve_and_crawl(browser, site, book.FRONT_PAGE))
 
 
 # ---- the checks themselves -------------------------------------------------------------------
@@ -284,3 +293,5 @@ def test_each_check_fails_on_its_planted_defect(browser, tmp_path):
     assert result.reached("01_first") and not result.reached("02_second")
     with pytest.raises(AssertionError):
         check_book(result)
+    served = serve_and_crawl(browser, tmp_path, None)  # a missing file over HTTP: a 404
+    assert any("missing.png: HTTP 404" in failure for failure in served.failed)
