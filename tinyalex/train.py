@@ -454,7 +454,7 @@ class Run:
 def resume_source(path: str):
     """(arrays, meta, run folder) of a --resume argument (a run folder: its last.npz, or a
     .npz)."""
-    arrays, meta = checkpoint.load(path)
+    _, arrays, meta = checkpoint.load_checked(path, resume=True)  # validated before use
     folder = Path(path) if Path(path).is_dir() else Path(path).parent
     return arrays, meta, folder
 

@@ -454,8 +454,10 @@ def cmd_neighbours(args) -> Path:
 
     for name in ("queries", "neighbours", "max_train"):
         cli.positive("--" + name.replace("_", "-"), getattr(args, name))
-    net, stats, meta, _ = _load(args)
-    spec = args.data or meta["data"]
+    from tinyalex.evaluate import data_spec
+
+    net, stats, meta, path = _load(args)
+    spec = data_spec(args.data, meta, path)
     train, val = data.open_splits(spec, net.config.image_size, seed=meta.get("seed", 0))
     if len(val) == 0:
         raise data.DataError(f"{spec} has no validation images to query: add a val/ folder")
@@ -485,11 +487,11 @@ def cmd_featuremaps(args) -> Path:
 def _evaluated_split(args, keep_answers: bool = False):
     """(net, result of ``evaluate`` on the split ``args.split`` names, the split, meta)."""
     from tinyalex import cli
-    from tinyalex.evaluate import default_split, evaluate, open_split, same_classes
+    from tinyalex.evaluate import data_spec, default_split, evaluate, open_split, same_classes
 
     cli.positive("--batch-size", args.batch_size)
-    net, stats, meta, _ = _load(args)
-    spec = args.data or meta["data"]
+    net, stats, meta, path = _load(args)
+    spec = data_spec(args.data, meta, path)
     args.split = args.split or default_split(spec)
     split = open_split(spec, args.split, net.config.image_size, meta.get("seed", 0))
     same_classes(split, meta, spec)
