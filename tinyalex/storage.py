@@ -121,6 +121,11 @@ def temp_prefix(name: str) -> str:
     return f".tmp-{os.getpid()}@{_host()}-{name}-"
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary name this module gives (``temp_prefix``)."""
+    return _TEMP.match(name) is not None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

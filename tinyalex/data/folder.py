@@ -48,7 +48,8 @@ from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_
 from tinyalex.storage import durable_file, temp_prefix
 
 CACHE_VERSION = 2   # bump when decoding or the layout changes, so old caches are not reused
-CACHE_FORMAT = f"tinyalex-decoded-v{CACHE_VERSION}"
+CACHE_MARK = "tinyalex-decoded-v"  # meta.json's format starts so: the entry is tinyalex's
+CACHE_FORMAT = f"{CACHE_MARK}{CACHE_VERSION}"
 
 
 def find_classes(split_dir: Path) -> list[str]:
@@ -165,13 +166,16 @@ def remove_stale_caches(fresh: Path, log=None) -> None:
     meta = json.loads((fresh / "meta.json").read_text())
     same = ("source", "image_size", "split")
     for other in fresh.parent.iterdir():
-        if other == fresh or other.name.startswith(".") or not (other / "meta.json").is_file():
+        if other == fresh or other.name.startswith(".") or other.is_symlink() or \
+                not (other / "meta.json").is_file():
             continue
         try:
             other_meta = json.loads((other / "meta.json").read_text())
         except (OSError, ValueError):
             continue
-        if all(other_meta.get(key) == meta.get(key) for key in same):
+        ours = isinstance(other_meta, dict) and \
+            str(other_meta.get("format", "")).startswith(CACHE_MARK)  # never a user's folder
+        if ours and all(other_meta.get(key) == meta.get(key) for key in same):
             shutil.rmtree(other, ignore_errors=True)
             if log:
                 log(f"removed the outdated cache {other}")
