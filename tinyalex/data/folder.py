@@ -25,8 +25,9 @@ checksum of meta.json, every file's size against meta.json's, the labels' checks
 entry (a crash of the machine, a copy gone wrong) is decoded again, with one line saying so.
 
 Files that Pillow cannot decode (truncated, not an image, an HTML page saved as .jpg, a
-stray .txt) are skipped and listed in ``ImageSet.skipped``; names starting with "." (.DS_Store,
-editor files) are ignored without a report.
+stray .txt) are skipped and listed in ``ImageSet.skipped``, and so are entries that are not
+regular files (a FIFO, a socket, a device: only regular files are ever opened); names
+starting with "." (.DS_Store, editor files) are ignored without a report.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -129,6 +131,8 @@ def _ordered_map(fn, items, workers: int, window: int = 256):
 def _decode_or_reason(args):
     path, size = args
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open forever
+            return None, "not a regular file"
         return decode(path, size), None
     except Exception as err:   # any decoder failure: the file is skipped and reported
         return None, describe_error(err)
