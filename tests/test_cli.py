@@ -261,3 +261,22 @@ def test_a_setting_that_cannot_be_used_is_one_line_and_leaves_no_folder(tiny_fol
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "tinyalex[gpu]" not in result.stderr
     assert not out.exists()
+
+
+# --- text from files is shown escaped (issue 21) ---------------------------------------------
+
+def test_an_error_quoting_a_name_with_escape_codes_stays_one_line(capsys):
+    def main(argv):
+        raise cli.UserError("class folder /data/train/\x1b[2Jcats\nfake: line has no image")
+
+    assert cli.run(main, []) == 2
+    err = capsys.readouterr().err
+    assert err == "error: class folder /data/train/\\x1b[2Jcats\\nfake: line has no image\n"
+
+
+def test_the_evaluation_tables_show_class_names_escaped():
+    confusion = np.array([[3, 1], [0, 4]])
+    lines = evaluate.format_report({"confusion": confusion}, ["\x1b[31mred", "two\nlines"])
+    assert not any("\x1b" in line for line in lines)
+    assert len(lines) == 1 + 2 + 2 + 2                # header, 2 rows, matrix header + 2 rows
+    assert lines[1].split()[0] == "\\x1b[31mred" and lines[2].split()[0] == "two\\nlines"

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyalex import cli
-from tinyalex.checkpoint import one_line
 from tinyalex.data import cache_root
 from tinyalex.data.folder import CACHE_MARK as DECODED_MARK
 from tinyalex.data.synthetic import GENERATOR as SHAPES_MARK
 from tinyalex.storage import human, is_temp_name
+from tinyalex.text import escaped
 
 NOT_OURS = "not tinyalex's: left alone"
 KERNEL_LIBRARY = re.compile(r"^[\w.-]+-[0-9a-f]{24}\.so$")  # tinyalex.cuda.emulator.build
@@ -84,7 +84,7 @@ def _decoded_what(path: Path) -> str | None:
     if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith(DECODED_MARK):
         return None
     counts = meta.get("counts") if isinstance(meta.get("counts"), dict) else {}
-    return one_line(f"decoded {meta.get('image_size', '?')}px images of "
+    return escaped(f"decoded {meta.get('image_size', '?')}px images of "
                     f"{meta.get('source', '?')} ({counts.get('train', '?')} train, "
                     f"{counts.get('val', '?')} val)")
 
@@ -169,9 +169,9 @@ def listing(root: Path | None = None) -> str:
              f"{human(sum(e.size for e in ours))} in {cli.plural(len(ours), 'entry', 'entries')}"]
     if not items:
         lines.append("  (empty)")
-    width = max((len(one_line(e.name)) for e in items), default=0)
+    width = max((len(escaped(e.name)) for e in items), default=0)
     for e in items:
-        lines.append(f"  {human(e.size):>9}  {one_line(e.name):<{width}}  {e.what}")
+        lines.append(f"  {human(e.size):>9}  {escaped(e.name):<{width}}  {e.what}")
     if ours:
         lines.append("remove with: python -m tinyalex.cache remove NAME ... (or --all); "
                      "everything is made again when needed")
@@ -192,12 +192,12 @@ def remove(names: list[str], everything: bool, root: Path | None = None) -> list
         for name in names:
             key = name.rstrip("/")
             if key not in items:
-                known = ", ".join(one_line(n) for n, e in items.items() if e.ours) or "none"
-                raise cli.UserError(f"{one_line(name)} is not an entry of the cache (entries: "
+                known = ", ".join(escaped(n) for n, e in items.items() if e.ours) or "none"
+                raise cli.UserError(f"{escaped(name)} is not an entry of the cache (entries: "
                                     f"{known}); "
                                     "list them with python -m tinyalex.cache")
             if not items[key].ours:
-                raise cli.UserError(f"{one_line(name)} is not tinyalex's, so it is left alone: "
+                raise cli.UserError(f"{escaped(name)} is not tinyalex's, so it is left alone: "
                                     "remove it yourself if you mean to")
             chosen.append(items[key])
     for entry in chosen:
@@ -239,7 +239,7 @@ def main(argv=None) -> int:
         removed = remove(args.names, args.all)
         freed = sum(e.size for e in removed)
         print(f"removed {cli.plural(len(removed), 'entry', 'entries')} ({human(freed)}): "
-              + (", ".join(one_line(e.name) for e in removed) or "the cache was empty"))
+              + (", ".join(escaped(e.name) for e in removed) or "the cache was empty"))
         return 0
     print(listing())
     return 0

@@ -32,6 +32,7 @@ import numpy as np
 
 from tinyalex.backend import to_numpy
 from tinyalex.storage import atomic_file
+from tinyalex.text import escaped
 
 FORMAT = "tinyalex-checkpoint-v1"
 MAX_META_BYTES = 64 * 2**20  # the metadata document (a run's grows ~250 bytes per epoch)
@@ -148,20 +149,13 @@ def load(path: str | os.PathLike) -> tuple[dict[str, dict], dict]:
             NotImplementedError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as e:
         reason = str(e) if isinstance(e, ValueError) and type(e) is ValueError else \
             type(e).__name__
-        raise CheckpointError(f"{path} is not a tinyalex checkpoint ({one_line(reason)}): pass "
+        raise CheckpointError(f"{path} is not a tinyalex checkpoint ({escaped(reason)}): pass "
                               "a .npz file written by `python -m tinyalex.train`") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise CheckpointError(f"{path} is not a tinyalex checkpoint (format "
-                              f"{one_line(repr(found))}, expected {FORMAT!r})")
+                              f"{escaped(repr(found))}, expected {FORMAT!r})")
     return arrays, meta
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Text from a file made safe for one terminal line: control characters (escape codes,
-    newlines) written as Python escapes, cut at ``limit`` characters."""
-    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
-    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 # --- what a checkpoint must hold -------------------------------------------------------------
@@ -238,7 +232,7 @@ def _schema_problem(value: dict, fields: dict, required=(), any_keys=False) -> s
         if key not in fields:
             if any_keys:
                 continue
-            return f"key {one_line(repr(key), 60)} is unknown"
+            return f"key {escaped(repr(key), 60)} is unknown"
         problem = fields[key](item)
         if problem:
             return f"{key!r} should be {problem}"
@@ -371,7 +365,7 @@ def check(path, arrays: dict[str, dict], meta: dict, resume: bool = False):
         needed = expected
     for group in arrays:
         if group not in expected:
-            raise bad(f"it holds an unknown group of arrays, {one_line(group, 60)}")
+            raise bad(f"it holds an unknown group of arrays, {escaped(group, 60)}")
     for group, names in needed.items():
         missing = [name for name in names if name not in arrays.get(group, {})]
         if missing:
@@ -380,7 +374,7 @@ def check(path, arrays: dict[str, dict], meta: dict, resume: bool = False):
         if group == "velocity" and set(values) != set(shapes):
             raise bad("its momentum buffers (velocity) do not match its parameters")
         for name, value in values.items():
-            key = f"{group}/{one_line(name, 60)}"
+            key = f"{group}/{escaped(name, 60)}"
             if name not in expected[group]:
                 raise bad(f"it holds {key}, which its config has no place for")
             if value.shape != expected[group][name]:

@@ -13,7 +13,9 @@ The exit statuses of every tinyalex program:
          run folder or cache whose disk clearly cannot hold what will be written)
     130  Ctrl-C (128 + SIGINT, what shells report), with one line
 
-Only these errors are caught here; a bug still shows its traceback. An OSError of a full or
+An error's text is printed escaped (tinyalex.text): a class or file name it quotes cannot
+break it into several lines or send escape codes to the terminal. Only these errors are
+caught here; a bug still shows its traceback. An OSError of a full or
 failing disk that no write site turned into a WriteError is still one line, with status 1.
 """
 
@@ -27,6 +29,7 @@ from tinyalex.backend import SettingError
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
 from tinyalex.storage import NotEnoughRoom, WriteError
+from tinyalex.text import escaped
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -45,10 +48,10 @@ def run(main, argv=None) -> int:
     try:
         return main(argv)
     except (UserError, DataError, CheckpointError, SettingError, NotEnoughRoom) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {escaped(str(e), None)}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except WriteError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {escaped(str(e), None)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

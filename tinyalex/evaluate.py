@@ -31,6 +31,7 @@ import numpy as np
 from tinyalex import cli, data
 from tinyalex.backend import to_device, to_numpy
 from tinyalex.layers import softmax, softmax_cross_entropy
+from tinyalex.text import escaped
 
 
 def has_top5(num_classes: int) -> bool:
@@ -248,6 +249,7 @@ def format_report(result: dict, classes: list[str], max_rows: int = 30) -> list[
     """Lines of per-class accuracy and, for up to 20 classes, the confusion matrix."""
     confusion = result["confusion"]
     accuracy = per_class_accuracy(confusion)
+    classes = [escaped(name, 40) for name in classes]  # names from files: shown, not obeyed
     width = max(len(c) for c in classes)
     order = range(len(classes))
     lines = ["per-class top-1 (correct / images):"]

@@ -44,6 +44,7 @@ from tinyalex.data.imageset import DataError, ImageSet, cache_root
 from tinyalex.data.loader import BatchLoader
 from tinyalex.data.stats import compute_stats
 from tinyalex.data.synthetic import builtin_dataset
+from tinyalex.text import escaped
 
 __all__ = ["BatchLoader", "DataError", "ImageSet", "builtin_dataset", "cache_root",
            "canonical_spec", "center_crop_batch", "center_offset", "compute_stats", "crop_batch",
@@ -60,7 +61,8 @@ def _stderr(message: str) -> None:
 
 def format_skipped(skipped: list[tuple[str, str]], first: int = 5) -> str:
     """One report line: how many files were skipped, and the first few with their reasons."""
-    shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:first])
+    shown = "; ".join(f"{escaped(path, None)} ({escaped(reason)})"
+                      for path, reason in skipped[:first])
     more = f"; ... and {len(skipped) - first} more" if len(skipped) > first else ""
     return f"skipped {len(skipped)} file(s) that could not be decoded: {shown}{more}"
 
