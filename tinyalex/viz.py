@@ -40,6 +40,7 @@ import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see
 
 import argparse
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tinyalex.storage import atomic_file
+from tinyalex.text import escaped
 
 # --- learning curves ------------------------------------------------------------------------
 
@@ -564,16 +566,69 @@ def cmd_mistakes(args) -> Path:
     return save_png(figure, args.out or _default_out(args.checkpoint, "mistakes.png"))
 
 
-def cmd_curves(args) -> Path:
+CURVE_COLUMNS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1")  # val_top5: optional
+MAX_METRICS_BYTES = 64 * 2**20  # a run writes about 100 bytes per epoch
+
+
+def read_metrics(metrics: Path) -> list[dict]:
+    """The rows of a run's metrics.csv as numbers (val_top5 None where empty), checked: a
+    regular file of bounded size, UTF-8, the columns the curves need, one row per epoch with
+    increasing whole epoch numbers, finite values, accuracies in [0, 1]. Anything else is a
+    one-line UserError naming the file, the line and what is wrong."""
     from tinyalex.cli import UserError
 
-    metrics = Path(args.run) / "metrics.csv"
-    if not metrics.is_file():
+    def bad(problem: str):
+        return UserError(f"{metrics} {problem}: it is not a metrics.csv as `python -m "
+                         "tinyalex.train` writes it (resume the run to rewrite it)")
+
+    if not metrics.exists():
         raise UserError(f"{metrics} does not exist: pass --run with a run folder written by "
                         "`python -m tinyalex.train`")
-    with open(metrics, newline="") as f:
-        history = [{k: float(v) if v != "" else None for k, v in row.items()}
-                   for row in csv.DictReader(f)]
+    if not metrics.is_file():
+        raise bad("is not a regular file")
+    if metrics.stat().st_size > MAX_METRICS_BYTES:
+        raise bad(f"is larger than {MAX_METRICS_BYTES} bytes")
+    try:
+        with open(metrics, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise bad(f"lacks the column{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise bad(f"cannot be read as CSV ({type(e).__name__})") from None
+    if not rows:
+        raise bad("has no epoch")
+    history = []
+    for line, row in enumerate(rows, start=2):
+        numbers = {}
+        for key in (*CURVE_COLUMNS, "val_top5"):
+            text = row.get(key)
+            if key == "val_top5" and text in (None, ""):
+                numbers[key] = None
+                continue
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                shown = "missing" if text is None else repr(escaped(text, 40))
+                raise bad(f"line {line}: {key} is {shown}, not a number") from None
+            ok = math.isfinite(value) and (not key.endswith(("top1", "top5")) or
+                                           0 <= value <= 1)
+            if not ok:
+                raise bad(f"line {line}: {key} {value} is out of range")
+            numbers[key] = value
+        previous = history[-1]["epoch"] if history else 0
+        if numbers["epoch"] != int(numbers["epoch"]) or numbers["epoch"] <= previous:
+            raise bad(f"line {line}: epoch {numbers['epoch']:g} does not follow epoch "
+                      f"{previous:g}")
+        history.append(numbers)
+    return history
+
+
+def cmd_curves(args) -> Path:
+    metrics = Path(args.run) / "metrics.csv"
+    history = read_metrics(metrics)  # checked before anything is drawn or written
     return plot_learning_curves(history, args.out or Path(args.run) / "curves.png")
 
 
