@@ -170,3 +170,43 @@ def test_names_with_escape_codes_are_listed_escaped(filled, capsys):
     assert cache.main([]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b[2Jgone\\nline" in out
+
+
+# --- a cache location that cannot be used is one line before any work (issue 21) ------------
+
+@pytest.mark.parametrize("case", ["a file", "below a file", "below an unreadable folder"])
+def test_a_bad_tinyalex_cache_is_one_line_before_decoding(case, tiny_folder, tmp_path,
+                                                          monkeypatch, capsys):
+    from tinyalex import train
+
+    (tmp_path / "file").write_text("mine")
+    if case == "a file":
+        cache_folder, words = tmp_path / "file", "is a file, not a folder"
+    elif case == "below a file":
+        cache_folder, words = tmp_path / "file" / "cache", "is a file, not a folder"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        cache_folder, words = locked / "inner" / "cache", "cannot be looked into"
+        real_stat = Path.stat
+
+        def stat(path, *args, **kwargs):      # as a folder without search permission answers
+            if str(path).startswith(str(locked) + "/"):                  # (root ignores chmod)
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "stat", stat)
+    monkeypatch.setenv("TINYALEX_CACHE", str(cache_folder))
+    monkeypatch.setenv("TINYALEX_DEVICE", "cpu")
+    decoded = []
+    monkeypatch.setattr(data.folder, "_decode_split", lambda *a, **k: decoded.append(a))
+    status = cli.run(train.main, ["--data", str(tiny_folder), "--out", str(tmp_path / "run"),
+                                  "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: TINYALEX_CACHE {cache_folder} cannot be used") and \
+        words in err[0], err[0]
+    assert not decoded and not (tmp_path / "run").exists()
+    assert (tmp_path / "file").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["file"] + (["locked"] if case.endswith("unreadable folder") else []))

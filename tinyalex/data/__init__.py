@@ -40,7 +40,7 @@ from tinyalex.data.cifar import open_cifar10
 from tinyalex.data.decode import load_image
 from tinyalex.data.folder import open_folder
 from tinyalex.data.idx import open_idx, parse_spec
-from tinyalex.data.imageset import DataError, ImageSet, cache_root
+from tinyalex.data.imageset import DataError, ImageSet, cache_root, check_cache_root
 from tinyalex.data.loader import BatchLoader
 from tinyalex.data.stats import compute_stats
 from tinyalex.data.synthetic import builtin_dataset
@@ -110,6 +110,7 @@ def open_splits(spec, image_size: int, cache_dir=None, val_fraction: float = 0.1
     Raises DataError (one line, with the fix) on unusable data.
     """
     spec = "builtin" if spec is None else os.fspath(spec)
+    check_cache_root(cache_dir)  # a bad TINYALEX_CACHE is one line now, not after decoding
     if spec == "builtin":
         root = builtin_dataset(cache_dir, seed=0, log=log)   # fixed set; ``seed`` is the run's
         train, val = open_folder(root, image_size, cache_dir, val_fraction, seed, workers, log)
@@ -137,4 +138,5 @@ def open_test_split(spec, image_size: int, cache_dir=None, val_fraction: float =
     if not has_test_split(spec):
         raise DataError(f"data set {spec} has no separate test set (fashion-mnist and "
                         "mnist:PATH do): use its val split")
+    check_cache_root(cache_dir)
     return open_idx(os.fspath(spec), image_size, cache_dir, val_fraction, seed, log)["test"]
