@@ -10,7 +10,9 @@ The exit statuses of every tinyalex program:
     2    bad input or settings, found before any work is lost: UserError, DataError,
          CheckpointError, SettingError (a device or implementation that cannot be used, from
          an option or an environment variable such as TINYALEX_KERNELS), NotEnoughRoom (a
-         run folder or cache whose disk clearly cannot hold what will be written)
+         run folder or cache whose disk clearly cannot hold what will be written),
+         RunFolderError (a run folder that is a file, cannot be written, or that another
+         training run holds)
     130  Ctrl-C (128 + SIGINT, what shells report), with one line
 
 An error's text is printed escaped (tinyalex.text): a class or file name it quotes cannot
@@ -28,6 +30,7 @@ import sys
 from tinyalex.backend import SettingError
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
+from tinyalex.runfolder import RunFolderError
 from tinyalex.storage import NotEnoughRoom, WriteError
 from tinyalex.text import escaped
 
@@ -47,7 +50,8 @@ def run(main, argv=None) -> int:
     stderr and their exit status."""
     try:
         return main(argv)
-    except (UserError, DataError, CheckpointError, SettingError, NotEnoughRoom) as e:
+    except (UserError, DataError, CheckpointError, SettingError, NotEnoughRoom,
+            RunFolderError) as e:
         print(f"error: {escaped(str(e), None)}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except WriteError as e:
