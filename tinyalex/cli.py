@@ -24,6 +24,7 @@ failing disk that no write site turned into a WriteError is still one line, with
 from __future__ import annotations
 
 import errno
+import math
 import os
 import sys
 
@@ -89,6 +90,29 @@ def positive(name: str, value: int | None, minimum: int = 1) -> None:
     """A one-line UserError when the option ``name`` is below ``minimum``."""
     if value is not None and value < minimum:
         raise UserError(f"{name} must be >= {minimum}, got {value}")
+
+
+def integer_in(name: str, value: int | None, low: int, high: int) -> None:
+    """A one-line UserError when the option ``name`` is not in low..high."""
+    if value is not None and not low <= value <= high:
+        raise UserError(f"{name} must be an integer in {low}..{high}, got {value}")
+
+
+def finite(name: str, value: float | None, low: float, high: float | None = None,
+           low_open: bool = False, high_open: bool = False) -> None:
+    """A one-line UserError when the option ``name`` is NaN, infinite, or outside the range
+    from ``low`` to ``high`` (None: no upper end), each end included unless it is open."""
+    if value is None:
+        return
+    above = value > low if low_open else value >= low
+    below = high is None or (value < high if high_open else value <= high)
+    if not (math.isfinite(value) and above and below):
+        if high is None:
+            allowed = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            allowed = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
+                       f"{')' if high_open else ']'}")
+        raise UserError(f"{name} must be a finite number {allowed}, got {value:g}")
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
