@@ -172,7 +172,7 @@ def test_names_with_escape_codes_are_listed_escaped(filled, capsys):
     assert "\x1b" not in out and "\\x1b[2Jgone\\nline" in out
 
 
-# --- a cache location that cannot be used is one line before any work (issue 21) ------------
+# --- a cache location that cannot be used is one line before any work ------------
 
 @pytest.mark.parametrize("case", ["a file", "below a file", "below an unreadable folder"])
 def test_a_bad_tinyalex_cache_is_one_line_before_decoding(case, tiny_folder, tmp_path,

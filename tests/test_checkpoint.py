@@ -64,7 +64,7 @@ def one_line_exit_2(capsys, program, argv, path):
     return lines[0]
 
 
-# --- the cases of issue 21, through every program that reads a checkpoint -------------------
+# --- each kind of damage, through every program that reads a checkpoint ---------------------
 
 def _edit(case, arrays, meta):
     """Apply one named damage to (arrays, meta) in place; returns the words the error shows."""

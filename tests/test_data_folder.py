@@ -278,7 +278,7 @@ def test_decoding_with_threads_matches_serial(tmp_path):
     np.testing.assert_array_equal(serial.labels, threaded.labels)
 
 
-# --- files that are not regular files (issue 21) ---------------------------------------------
+# --- files that are not regular files ---------------------------------------------
 
 def test_a_fifo_in_a_training_folder_is_skipped_and_reported_not_opened(tmp_path):
     import subprocess

@@ -1,5 +1,5 @@
 """tinyalex.predict against hostile input: --csv / --json checked before any work and written
-atomically, file names that are not UTF-8, class names with escape codes (issue 21)."""
+atomically, file names that are not UTF-8, class names with escape codes."""
 
 import csv
 import errno

@@ -268,7 +268,7 @@ def test_figures_leave_a_notebooks_matplotlib_alone(tmp_path, monkeypatch):
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "l.png").is_file()
 
 
-# --- viz curves on a damaged metrics.csv (issue 21) ------------------------------------------
+# --- viz curves on a damaged metrics.csv ------------------------------------------
 
 GOOD_METRICS = ("epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5\n"
                 "1,0.01,2.3,0.1,2.3,0.1,\n2,0.01,2.0,0.3,2.1,0.25,\n")
