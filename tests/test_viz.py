@@ -312,3 +312,20 @@ def test_curves_from_a_sound_metrics_csv(tmp_path):
     assert history[1]["val_top1"] == 0.25 and history[1]["val_top5"] is None
     assert viz.main(["curves", "--run", str(tmp_path)]) == 0
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case", ["a folder", "in a missing folder"])
+def test_curves_to_an_out_that_cannot_be_written_is_one_line_before_drawing(case, tmp_path,
+                                                                            capsys, monkeypatch):
+    from tinyalex import cli
+
+    (tmp_path / "metrics.csv").write_text(GOOD_METRICS)
+    out = tmp_path / "figure" if case == "a folder" else tmp_path / "nowhere" / "c.png"
+    if case == "a folder":
+        out.mkdir()
+    monkeypatch.setattr(viz, "plot_learning_curves", lambda *a: pytest.fail("drawn first"))
+    status = cli.run(viz.main, ["curves", "--run", str(tmp_path), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and f"cannot write the curves to {out}" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["metrics.csv"] + (["figure"] if case == "a folder" else []))

@@ -627,9 +627,17 @@ def read_metrics(metrics: Path) -> list[dict]:
 
 
 def cmd_curves(args) -> Path:
+    from tinyalex import storage
+    from tinyalex.cli import UserError
+
     metrics = Path(args.run) / "metrics.csv"
     history = read_metrics(metrics)  # checked before anything is drawn or written
-    return plot_learning_curves(history, args.out or Path(args.run) / "curves.png")
+    out = Path(args.out) if args.out else Path(args.run) / "curves.png"
+    problem = storage.file_problem(out)
+    if problem:
+        raise UserError(f"cannot write the curves to {out}: {problem}: pass --out a PNG file "
+                        "in a folder you can write")
+    return plot_learning_curves(history, out)
 
 
 CHECKPOINT_HELP = ("a .npz checkpoint, or a run folder: its best.npz (best val top-1; "
