@@ -153,3 +153,12 @@ def test_class_names_with_escape_codes_are_printed_escaped(pictures, tiny_run, t
     assert len(lines) == 5 and not any(line.startswith("INJECTED") for line in lines)
     assert {line.split()[1] for line in lines[2:]} == {"\\x1b[2J\\x1b[Hblue", "green\\nINJECTED",
                                                       "red\\r\\x07"}
+
+
+def test_a_fifo_among_the_images_is_skipped_and_reported(pictures, tiny_run, capsys):
+    os.mkfifo(pictures / "pipe.png")
+    assert predict.main([str(pictures), "--checkpoint", str(tiny_run), "--top", "1"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 + 3 * 2                  # the 3 images
+    assert "skipped 1 file(s)" in captured.err and "pipe.png" in captured.err
+    assert "pipe.png (not a regular file)" in captured.err

@@ -59,8 +59,10 @@ def image_files(arguments: list[str]) -> list[tuple[Path, bool]]:
     for argument in arguments:
         path = Path(argument).expanduser()
         if path.is_dir():
+            # not only regular files: a FIFO named .png is listed, then skipped and reported
+            # (load_image never opens it)
             files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in extensions)
+                           if not p.is_dir() and p.suffix.lower() in extensions)
             if not files:
                 raise cli.UserError(f"{argument} is a folder without image files: pass image "
                                     "files, a folder of images or a quoted pattern")
@@ -115,7 +117,9 @@ def classify(net, stats: dict, files: list[tuple[Path, bool]], top: int):
         except data.DataError as e:
             if named:
                 raise
-            skipped.append((str(path), describe_error(e.__cause__) if e.__cause__ else str(e)))
+            reason = (describe_error(e.__cause__) if e.__cause__ else
+                      "not a regular file" if path.exists() else str(e))
+            skipped.append((str(path), reason))
         if len(batch) == BATCH:
             flush()
     flush()
