@@ -147,8 +147,7 @@ def load(path: str | os.PathLike) -> tuple[dict[str, dict], dict]:
                     arrays.setdefault(group, {})[name] = value
     except (OSError, ValueError, KeyError, EOFError, OverflowError, RecursionError,
             NotImplementedError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as e:
-        reason = str(e) if isinstance(e, ValueError) and type(e) is ValueError else \
-            type(e).__name__
+        reason = str(e) if type(e) is ValueError else type(e).__name__  # ours say what is wrong
         raise CheckpointError(f"{path} is not a tinyalex checkpoint ({escaped(reason)}): pass "
                               "a .npz file written by `python -m tinyalex.train`") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -213,25 +212,24 @@ def _list_of(check, min_length=0):
     return checker
 
 
-def _record(fields: dict, required=(), any_keys=False):
+def _record(fields: dict, required=()):
     """A dict with keys among ``fields`` (each checked), the ``required`` ones present."""
     def check(v):
         if not isinstance(v, dict):
             return "a mapping"
-        problem = _schema_problem(v, fields, required, any_keys)
+        problem = _schema_problem(v, fields, required)
         return problem and f"a mapping whose {problem}"
     return check
 
 
-def _schema_problem(value: dict, fields: dict, required=(), any_keys=False) -> str | None:
-    """What is wrong with a dict against a schema (None: nothing)."""
+def _schema_problem(value: dict, fields: dict, required=()) -> str | None:
+    """What is wrong with a dict against a schema (None: nothing): a required key missing,
+    an unknown key, or a value its check refuses."""
     missing = [key for key in required if key not in value]
     if missing:
         return f"key {missing[0]!r} is missing"
     for key, item in value.items():
         if key not in fields:
-            if any_keys:
-                continue
             return f"key {escaped(repr(key), 60)} is unknown"
         problem = fields[key](item)
         if problem:
@@ -240,8 +238,7 @@ def _schema_problem(value: dict, fields: dict, required=(), any_keys=False) -> s
 
 
 SEED = _int(0, 2**32 - 1)  # NumPy's seeds
-# What a run's settings may be: the training command checks its options against the same
-# ranges (one rule for a typed option and a stored one).
+# What a run's settings may be: the ranges train.check_args checks the options against.
 HYPER = {
     "epochs": _int(1), "batch_size": _int(1),
     "lr": _number(0, low_open=True), "momentum": _number(0, 1, high_open=True),
