@@ -127,6 +127,14 @@ def _edit(case, arrays, meta):
     if case == "schedule edited":
         meta["schedule"]["step"] = 3
         return "'schedule' should be"
+    if case == "schedule of another kind":
+        meta["schedule"] = {"kind": "plateau", "lr": 0.01, "factor": 0.1, "patience": 2,
+                            "max_reductions": 3, "min_delta": 1e-4, "best": math.inf,
+                            "bad_epochs": 0, "reductions": 0}
+        return "holds the state of the plateau one"
+    if case == "rate scale of no parameter":
+        meta["optimizer"]["lr_scale"] = {"fc9.w": 0.5}
+        return "scales the rate of fc9.w"
     raise AssertionError(case)
 
 
@@ -134,7 +142,8 @@ CASES = ["wrong shape", "classifier and class list differ", "parameters as strin
          "integer parameters", "boolean parameters", "NaN weights", "Inf weights",
          "weights beyond float32", "missing data", "mean of another size", "missing parameter",
          "extra parameter", "velocity of another network", "no classes", "no config",
-         "unknown key", "config of no network", "history edited", "schedule edited"]
+         "unknown key", "config of no network", "history edited", "schedule edited",
+         "schedule of another kind", "rate scale of no parameter"]
 
 
 def programs(path, image):

@@ -354,6 +354,14 @@ def check(path, arrays: dict[str, dict], meta: dict, resume: bool = False):
         raise bad(f"it names {len(classes)} classes ({len(set(classes))} distinct) for a "
                   f"classifier of {config.num_classes} outputs")
     shapes = param_shapes(config)
+    scaled = set(meta.get("optimizer", {}).get("lr_scale", {})) - set(shapes)
+    if scaled:
+        raise bad(f"its optimizer scales the rate of {escaped(sorted(scaled)[0], 60)}, which "
+                  "its config has no parameter of")
+    if "hyper" in meta and "schedule" in meta and \
+            meta["hyper"]["schedule"] != meta["schedule"]["kind"]:
+        raise bad(f"its settings name the {meta['hyper']['schedule']} schedule but it holds the "
+                  f"state of the {meta['schedule']['kind']} one")
     size = config.image_size
     expected = {"param": shapes, "velocity": shapes,
                 "data": {"mean": (3, size, size), "pca_eigvals": (3,), "pca_eigvecs": (3, 3)}}
