@@ -64,11 +64,14 @@ def size_of(path: Path) -> int:
     return total
 
 
-def _json(path: Path):
-    """The JSON document in ``path``, or None when it is missing or unreadable."""
+def _json(path: Path, limit: int = 16 * 2**20):
+    """The JSON document in the regular file ``path`` (at most ``limit`` bytes), or None when
+    it is missing, unreadable, or something else."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        if not path.is_file() or path.stat().st_size > limit:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -207,9 +210,10 @@ def remove(names: list[str], everything: bool, root: Path | None = None) -> list
             with contextlib.suppress(OSError):
                 entry.path.rmdir()  # only when nothing else is left in it
         elif entry.path.is_dir() and not entry.path.is_symlink():
-            shutil.rmtree(entry.path)
+            with contextlib.suppress(FileNotFoundError):  # (gone since it was listed)
+                shutil.rmtree(entry.path)
         else:
-            entry.path.unlink()
+            entry.path.unlink(missing_ok=True)
     return chosen
 
 
