@@ -10,9 +10,7 @@ The exit statuses of every tinyalex program:
     2    bad input or settings, found before any work is lost: UserError, DataError,
          CheckpointError, SettingError (a device or implementation that cannot be used, from
          an option or an environment variable such as TINYALEX_KERNELS), NotEnoughRoom (a
-         run folder or cache whose disk clearly cannot hold what will be written),
-         RunFolderError (a run folder that is a file, cannot be written, or that another
-         training run holds)
+         run folder or cache whose disk clearly cannot hold what will be written)
     130  Ctrl-C (128 + SIGINT, what shells report), with one line
 
 An error's text is printed escaped (tinyalex.text): a class or file name it quotes cannot
@@ -31,7 +29,6 @@ import sys
 from tinyalex.backend import SettingError
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
-from tinyalex.runfolder import RunFolderError
 from tinyalex.storage import NotEnoughRoom, WriteError
 from tinyalex.text import escaped
 
@@ -51,8 +48,7 @@ def run(main, argv=None) -> int:
     stderr and their exit status."""
     try:
         return main(argv)
-    except (UserError, DataError, CheckpointError, SettingError, NotEnoughRoom,
-            RunFolderError) as e:
+    except (UserError, DataError, CheckpointError, SettingError, NotEnoughRoom) as e:
         print(f"error: {escaped(str(e), None)}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except WriteError as e:
@@ -118,3 +114,8 @@ def finite(name: str, value: float | None, low: float, high: float | None = None
 def plural(count: int, word: str, many: str | None = None) -> str:
     """'1 epoch', '2 epochs' ('1 entry', '3 entries' with many="entries")."""
     return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def rate_text(rate: float) -> str:
+    """A learning rate as a person writes it: 0.0001, not 0.00010000000000000002."""
+    return f"{rate:.6g}"
