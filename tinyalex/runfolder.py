@@ -66,6 +66,27 @@ def default_out() -> Path:
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
+def refuse_older(given, meta: dict, folder: Path) -> None:
+    """A UserError when ``given`` (a --resume argument) is a checkpoint file of ``folder``
+    (best.npz, a copy) older than the folder's last.npz: resuming there would roll the run
+    back and overwrite the newer last.npz and metrics.csv. A last.npz that cannot be read is
+    taken as newer (nothing is overwritten on a guess)."""
+    last = folder / "last.npz"
+    if Path(given).is_dir() or not last.is_file() or last.resolve() == Path(given).resolve():
+        return
+    try:
+        newer = checkpoint.load(last)[1]
+        ahead = (newer["epoch"], newer["batch"]) > (meta["epoch"], meta["batch"])
+        where = position(newer["epoch"], newer["batch"])
+    except (checkpoint.CheckpointError, KeyError, TypeError):
+        ahead, where = True, "a state that cannot be read"
+    if ahead:
+        raise UserError(f"--resume {given} would roll the run back: {last} is newer ({where}, "
+                        f"against {position(meta['epoch'], meta['batch'])}) and would be "
+                        f"overwritten: resume from {folder}, or pass --out a new folder to "
+                        f"continue from {given} there")
+
+
 RUN_FOLDER_FIX = "pass --out a folder on a disk with room"
 
 
