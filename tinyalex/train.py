@@ -10,14 +10,14 @@ It first prints the hyperparameters in force and what computes them. Each epoch:
 SGD over shuffled, augmented mini-batches (section 5), a progress bar, then validation
 top-1/top-5 on centre crops. The run folder gets ``metrics.csv``, ``curves.png`` and two
 checkpoints, ``last.npz`` (every epoch) and ``best.npz`` (best val top-1), written
-atomically; a folder that already holds a run is refused (continue it with --resume, or
-pick a new --out), and so is one that another training holds: a run claims its folder
-before any work (tinyalex.runfolder). Ctrl-C stops after the current step and saves ``last.npz`` including the
-position inside the epoch; ``--resume`` then continues as if never stopped: the weights are
-bit-identical to an uninterrupted run's (batches depend only on the seed and the epoch, and
-the dropout masks on the seed and the step counter, which is saved). A second Ctrl-C stops
-at once, keeping the last saved state. After every epoch a check warns, in one line, when
-the network stops learning from its input (and once more if it dies).
+atomically; a folder that already holds a run is refused (continue it with --resume, or pick
+a new --out), and so is one that another training holds: a run claims its folder before any
+work (tinyalex.runfolder). Ctrl-C stops after the current step and saves ``last.npz``
+including the position inside the epoch; ``--resume`` then continues as if never stopped:
+the weights are bit-identical to an uninterrupted run's (batches depend only on the seed and
+the epoch, and the dropout masks on the seed and the step counter, which is saved). A second
+Ctrl-C stops at once, keeping the last saved state. After every epoch a check warns, in one
+line, when the network stops learning from its input (and once more if it dies).
 
 This file is the command line and the loop; the run itself (network, optimiser, data, one
 step, one epoch, checkpoints) is the library class ``tinyalex.run.Run``, the folder's rules
