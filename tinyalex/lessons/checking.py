@@ -105,6 +105,18 @@ class CheckResult:
     case: Case | None = None
 
 
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson of the course: its notebook in ``notebooks/`` and its module
+    ``tinyalex.lessons.lesson<file without .ipynb>``, which holds its exercises."""
+
+    number: int
+    file: str  # in notebooks/
+    title: str
+    sections: tuple[str, ...]  # the paper's sections it covers, cited in its first cell
+    summary: str  # one line for the README
+
+
 REGISTRY: dict[str, Exercise] = {}
 
 
@@ -179,6 +191,33 @@ def matches(got, want) -> bool:
     """Whether an output equals a given (wrong) answer: used to recognise classic mistakes."""
     g, w = as_array(got), as_array(want)
     return g is not None and w is not None and close(g, w)
+
+
+# ---- the diagnosis kit: what every lesson's diagnoses are written with -------------------------
+
+def randn(shape, seed, scale=1.0):
+    """float64 standard normal numbers of a shape, from a seed."""
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+def dims(a) -> str:
+    """'2x3x7x5' for an array or a shape tuple."""
+    shape = a if isinstance(a, tuple) else np.shape(a)
+    return "x".join(str(s) for s in shape)
+
+def first_match(got, candidates) -> str | None:
+    """The message of the first (message, wrong answer) pair that got equals."""
+    for message, wrong in candidates:
+        if matches(got, wrong):
+            return message
+    return None
+
+def differs_only_where(got, want, mask) -> bool:
+    """Whether every element where got and want differ has mask True (and some differ)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return False
+    bad = ~np.isclose(got, want, rtol=1e-5, atol=1e-6)
+    return bool(bad.any()) and bool(np.all(np.broadcast_to(mask, bad.shape)[bad]))
 
 
 # ---- the check ------------------------------------------------------------------------------
