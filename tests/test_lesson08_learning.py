@@ -19,11 +19,25 @@ def test_sgd_mistakes():
 
     assert "PyTorch's form" in failing("sgd_update", pytorch_style)
 
-    def rebinding(w, v, g, lr, momentum, weight_decay):
+    def rebinding_v(w, v, g, lr, momentum, weight_decay):
         v = momentum * v - weight_decay * lr * w - lr * g
         w += v
 
-    assert "in place" in failing("sgd_update", rebinding)
+    assert "v did not: `v = ...` rebinds" in failing("sgd_update", rebinding_v)
+
+    def rebinding_both(w, v, g, lr, momentum, weight_decay):  # what the exercise warns about
+        v = momentum * v - weight_decay * lr * w - lr * g
+        w = w + v  # noqa: F841
+
+    message = failing("sgd_update", rebinding_both)
+    assert "neither w nor v changed" in message and "not done" not in message
+
+    def rebinding_w(w, v, g, lr, momentum, weight_decay):  # v in place, w rebound
+        v *= momentum
+        v -= weight_decay * lr * w + lr * g
+        w = w + v  # noqa: F841
+
+    assert "v is right, but w did not change" in failing("sgd_update", rebinding_w)
 
     def decay_without_lr(w, v, g, lr, momentum, weight_decay):
         v *= momentum
@@ -50,6 +64,19 @@ def test_pytorch_sgd_mistakes():
 
     assert "adds the decay to the gradient" in failing("pytorch_sgd_update", decay_forgotten)
 
+    def rebinding(w, buf, g, lr, momentum, weight_decay):
+        buf = momentum * buf + g + weight_decay * w
+        w = w - lr * buf  # noqa: F841
+
+    assert "neither w nor buf changed" in failing("pytorch_sgd_update", rebinding)
+
+    def rebinding_w(w, buf, g, lr, momentum, weight_decay):
+        buf *= momentum
+        buf += g + weight_decay * w
+        w = w - lr * buf  # noqa: F841
+
+    assert "buf is right, but w did not change" in failing("pytorch_sgd_update", rebinding_w)
+
 
 def test_the_two_sgd_forms_agree_at_a_fixed_rate_and_differ_when_it_drops():
     rng = np.random.default_rng(0)
@@ -70,7 +97,8 @@ def test_plateau_mistakes():
     def impatient(errors, lr, patience, most):
         return lesson.plateau_rates(errors, lr, patience - 1, most)
 
-    assert "MORE than patience" in failing("plateau_rates", impatient)
+    message = failing("plateau_rates", impatient)
+    assert "MORE than patience" in message and "the paper has no patience" in message
 
     def no_limit(errors, lr, patience, most):
         return lesson.plateau_rates(errors, lr, patience, 99)

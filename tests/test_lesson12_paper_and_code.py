@@ -87,3 +87,14 @@ def test_sgd_step_scaled_mistakes():
             w += v
 
     assert "biases" in failing("sgd_step_scaled", decays_biases)
+
+    def rebinding_w(params, velocity, grads, lr, momentum, weight_decay, lr_scale):
+        for name, w in params.items():
+            rate = lr * lr_scale.get(name, 1.0)
+            decay = weight_decay if name.endswith(".w") else 0.0
+            v = velocity[name]
+            v *= momentum
+            v -= decay * rate * w + rate * grads[name]
+            w = w + v  # noqa: PLW2901
+
+    assert "v is right, but w did not change" in failing("sgd_step_scaled", rebinding_w)

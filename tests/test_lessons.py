@@ -36,20 +36,28 @@ def test_the_solution_and_tinyalex_pass(name):
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_a_stub_is_not_done_and_the_lesson_goes_on(name, capsys):
+def test_only_the_stub_is_not_done_and_the_lesson_goes_on(name, capsys):
     def stub(*args):
-        raise NotImplementedError
+        raise NotImplementedError  # your code here
 
-    def empty(*args):
-        pass
-
-    for fn in (stub, empty, None):
+    for fn in (stub, None):
         result = run_check(name, fn)
         assert result.status == NOT_DONE, result.message
         assert result.function is get_exercise(name).reference
     assert check(name, stub) is get_exercise(name).reference
     out = capsys.readouterr().out
     assert out.startswith("[TODO]") and "not done yet" in out and out.count("\n") == 1
+
+    def empty(*args):  # an answer that does nothing is an answer: it gets a diagnosis
+        pass
+
+    message = failing(name, empty)
+    assert "a `return` missing" in message or "neither" in message, message
+
+    def calls_a_stub(*args):  # NotImplementedError from deeper down is not the stub
+        return stub()
+
+    assert "NotImplementedError from something it called" in failing(name, calls_a_stub)
 
 
 def test_every_exercise_has_a_hint_a_solution_and_cases_of_several_seeds(capsys):

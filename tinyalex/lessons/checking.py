@@ -4,9 +4,12 @@ An ``Exercise`` knows four things: how to draw its random cases (odd shapes, sev
 seeds), how to call a function on a case, tinyalex's own answer (the ``reference``), and how
 to explain a wrong answer (``diagnose``). ``check(name, fn)`` runs them in order:
 
-1. A function that raises ``NotImplementedError`` or returns ``None`` is "not done yet": one
-   friendly line, and the lesson goes on with tinyalex's own function.
-2. A function that raises anything else gets the exception and the case that raised it.
+1. The stub as the notebook gives it -- a function whose own body raises
+   ``NotImplementedError`` -- is "not done yet": one friendly line, and the lesson goes on
+   with tinyalex's own function. Anything else is an answer and is checked: a function that
+   returns None is told that it returns nothing, an in-place update that changed nothing is
+   diagnosed like any other wrong answer.
+2. A function that raises an exception gets the exception and the case that raised it.
 3. Every output of every case is compared with the reference. The first difference is
    reported with the case, the output's name (``out``, ``dx``, ``dw`` ...), its shape, where
    the largest difference is, and -- from the exercise's ``diagnose`` -- what the mistake
@@ -173,8 +176,9 @@ def compare(exercise: Exercise, got: dict, want: dict) -> tuple[str, str] | None
         if want[name] is None or got[name] is None:
             if want[name] is None and got[name] is None:
                 continue
-            expected = "None" if want[name] is None else "a value"
-            return name, f"{name} is {got[name]!r}, expected {expected}"
+            if want[name] is None:
+                return name, f"{name} is {got[name]!r}, expected None"
+            return name, f"{name} is None, expected a value (is a `return` missing?)"
         g, w = as_array(got[name]), as_array(want[name])
         if g is None:
             return name, f"{name} is not an array of numbers (got {type(got[name]).__name__})"
@@ -220,9 +224,49 @@ def differs_only_where(got, want, mask) -> bool:
     return bool(bad.any()) and bool(np.all(np.broadcast_to(mask, bad.shape)[bad]))
 
 
+def rebinding(before: dict, got: dict, want: dict) -> str | None:
+    """The diagnosis of an in-place update that rebinds a name instead of changing its array.
+
+    before, got, want: {name: array} for the two arrays the update must change, the weights
+    first and the velocity second (e.g. {"w": ..., "v": ...}), as they were, as the caller
+    sees them after the student's update, and as they should be. ``v = ...`` or
+    ``w = w + v`` make new arrays bound to local names: the caller's arrays stay as they were.
+    Returns None when both changed.
+    """
+    w, v = before
+    w_same = np.array_equal(np.asarray(got[w]), np.asarray(before[w]))
+    v_same = np.array_equal(np.asarray(got[v]), np.asarray(before[v]))
+    if w_same and v_same:
+        return (f"neither {w} nor {v} changed: `{v} = ...` and `{w} = {w} + ...` make new "
+                "arrays bound to local names, which the caller (the optimiser that owns the "
+                f"arrays) never sees. Change the arrays in place: {v} *= ...; {v} -= ...; "
+                f"{w} += ... (or {v}[...] = ..., {w}[...] = ...)")
+    if w_same:
+        right = "is right" if matches(got[v], want[v]) else "changed"
+        return (f"{v} {right}, but {w} did not change: `{w} = {w} + ...` makes a new array bound "
+                f"to the local name; write {w} += ... (or {w}[...] = ...) to change the "
+                "caller's array")
+    if v_same:
+        return (f"{w} changed, but {v} did not: `{v} = ...` rebinds the local name, so the "
+                f"optimiser's {v} never remembers this step; update it in place ({v} *= ...; "
+                f"{v} -= ..., or {v}[...] = ...)")
+    return None
+
+
 # ---- the check ------------------------------------------------------------------------------
 
-def _not_done(result) -> bool:
+def _is_the_stub(err: NotImplementedError, fn) -> bool:
+    """Whether ``err`` was raised by ``fn``'s own body (the notebook's stub), not by something
+    it called."""
+    tb = err.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is getattr(fn, "__code__", None)
+
+
+def _returned_nothing(result) -> bool:
+    """Whether a result is None (or all None): a ``return`` is missing, unless None is one of
+    tinyalex's answers. (An in-place exercise's ``call`` returns the arrays it changed.)"""
     return result is None or (isinstance(result, tuple) and all(r is None for r in result))
 
 
@@ -254,11 +298,17 @@ def run_check(name: str, fn: Callable | None) -> CheckResult:
         before = _snapshot(case)
         try:
             raw = exercise.call_on(fn, case)
-            if number == 1 and _not_done(raw):
-                return not_done
+            if _returned_nothing(raw) and not any(
+                    _returned_nothing(exercise.call_on(exercise.reference, c)) for c in cases):
+                raise _WrongResult("it returned None (is a `return` missing? it should "
+                                   f"return {', '.join(exercise.outputs)})")
             got = exercise.name_outputs(raw)
-        except NotImplementedError:
-            return not_done
+        except NotImplementedError as err:
+            if _is_the_stub(err, fn):
+                return not_done
+            return CheckResult(FAIL, f"{name}: your function raised NotImplementedError from "
+                               f"something it called, on {where}. The lesson goes on with "
+                               f"{own}.", fallback, case)
         except _WrongResult as err:
             return CheckResult(FAIL, f"{name}: wrong result on {where}: {err}. The lesson goes "
                                f"on with {own}.", fallback, case)

@@ -21,6 +21,7 @@ from tinyalex.lessons.checking import (
     dims,
     first_match,
     randn,
+    rebinding,
     register,
 )
 from tinyalex.optim import ReduceOnPlateau
@@ -153,21 +154,20 @@ def _sgd_cases():
 
 
 def _call_sgd(fn, case):
-    """Run an in-place update on copies; return the new (w, v)."""
+    """Run an in-place update on copies; return the new (w, v) as the caller sees them (an
+    update that rebinds its arguments leaves them as they were)."""
     w, v, g, lr, momentum, wd = case.args
     w_new, v_new = w.copy(), v.copy()
     fn(w_new, v_new, g, lr, momentum, wd)
-    if np.array_equal(w_new, w) and np.array_equal(v_new, v):
-        raise NotImplementedError  # nothing was updated: not done yet
     return w_new, v_new
 
 
 def _diagnose_sgd(case, got, want):
     w, v, g, lr, m, wd = case.args
-    w_new, v_new = np.asarray(got["w"]), np.asarray(got["v"])
-    if np.array_equal(v_new, v):
-        return ("v was not changed: update it in place (v *= momentum; v -= ...), not with "
-                "v = ..., which only rebinds the local name")
+    w_new = np.asarray(got["w"])
+    rebound = rebinding({"w": w, "v": v}, got, want)
+    if rebound:
+        return rebound
     torch_v = m * v + g + wd * w
     return first_match(w_new, [
         ("that is PyTorch's form, with the learning rate outside the velocity; the paper's: "
@@ -206,9 +206,10 @@ register(Exercise(
 def _diagnose_pytorch_sgd(case, got, want):
     w, v, g, lr, m, wd = case.args
     w_new = np.asarray(got["w"])
-    if np.array_equal(np.asarray(got["v"]), v):
-        return ("buf was not changed: update it in place (buf *= momentum; buf += ...), not "
-                "with buf = ..., which only rebinds the local name")
+    rebound = rebinding({"w": w, "buf": v}, {"w": got["w"], "buf": got["v"]},
+                        {"w": want["w"], "buf": want["v"]})
+    if rebound:
+        return rebound
     return first_match(w_new, [
         ("that is the paper's form, with the learning rate inside the velocity; PyTorch's: "
          "buf = m buf + g + wd w; w = w - lr buf", w + m * v - wd * lr * w - lr * g),
@@ -279,12 +280,14 @@ def _diagnose_plateau(case, got, want):
         return ("return one rate more than there are epochs measured: the first epoch's rate "
                 "(lr), then the rate chosen after each validation error")
     return first_match(rates, [
-        ("you lowered the rate after `patience` epochs without improvement; the paper waits "
-         "until the error has not improved for MORE than patience epochs (bad > patience)",
+        ("you lowered the rate after `patience` epochs without improvement; the paper has no "
+         "patience (a person watched the curve), and tinyalex's ReduceOnPlateau, like PyTorch's, "
+         "waits until the error has not improved for MORE than patience epochs (bad > patience)",
          _plateau_variant(*case.args, wait=patience - 1)),
         ("after a reduction the count of epochs without improvement starts again at 0",
          _plateau_variant(*case.args, reset=False)),
-        ("the rate is divided at most max_reductions times (the paper: three times in all)",
+        ("the rate is divided at most max_reductions times (the paper reduced it three times "
+         "in all)",
          _plateau_variant(*case.args, limit=False)),
         ("an improvement is measured against the BEST error so far, not the last epoch's",
          _plateau_variant(*case.args, against_last=True)),

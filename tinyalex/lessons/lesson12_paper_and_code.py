@@ -38,6 +38,7 @@ from tinyalex.lessons.checking import (
     dims,
     first_match,
     randn,
+    rebinding,
     register,
 )
 from tinyalex.model import AlexNetConfig, get_config
@@ -295,13 +296,12 @@ def _sgd_scaled_cases():
 
 
 def _call_sgd_scaled(fn, case):
-    """Run the student's in-place step on copies; return (params, velocity) flattened in order."""
+    """Run the student's in-place step on copies; return (params, velocity) flattened in order,
+    as the caller sees them (a step that rebinds its names leaves them as they were)."""
     params, velocity, grads, lr, m, wd, scale = case.args
     p = {n: a.copy() for n, a in params.items()}
     v = {n: a.copy() for n, a in velocity.items()}
     fn(p, v, {n: a.copy() for n, a in grads.items()}, lr, m, wd, dict(scale))
-    if all(np.array_equal(p[n], params[n]) and np.array_equal(v[n], velocity[n]) for n in p):
-        raise NotImplementedError  # nothing was updated: not done yet
     return (np.concatenate([p[n].ravel() for n in _SGD_NAMES]),
             np.concatenate([v[n].ravel() for n in _SGD_NAMES]))
 
@@ -337,6 +337,12 @@ def _diagnose_sgd_scaled(case, got, want):
     def scaled(n):
         return lr * scale.get(n, 1.0)
 
+    flat = {"w": np.concatenate([params[n].ravel() for n in _SGD_NAMES]),
+            "v": np.concatenate([velocity[n].ravel() for n in _SGD_NAMES])}
+    rebound = rebinding(flat, {"w": got["params"], "v": got["velocity"]},
+                        {"w": want["params"], "v": want["velocity"]})
+    if rebound:
+        return rebound
     return first_match(got["params"], [
         ("a parameter with factor 0 was skipped: with the paper's rule at rate 0 the velocity "
          "still decays (v = momentum v) and still moves w (w += v); only new steps stop",
