@@ -17,7 +17,7 @@ import pytest
 from lesson_checks import failing
 
 from tinyalex.lessons import COURSE, REGISTRY, check, get_exercise, hint, run_check, show_solution
-from tinyalex.lessons.checking import NOT_DONE, PASS
+from tinyalex.lessons.checking import NOT_DONE, PASS, answer_lines
 from tinyalex.lessons.course import lesson_modules, module_name
 
 PACKAGE = Path(__file__).parent.parent / "tinyalex" / "lessons"
@@ -67,6 +67,19 @@ def test_every_exercise_has_a_hint_a_solution_and_cases_of_several_seeds(capsys)
         show_solution(name)
         out = capsys.readouterr().out
         assert f"def {name}(" in out and exercise.hint in out
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_hint_gives_the_next_step_not_the_answer(name):
+    """Most of the answer's expressions (right-hand sides, returned values) must not be in the
+    hint, spaces aside."""
+    exercise = get_exercise(name)
+    hint_text = exercise.hint.replace(" ", "")
+    lines = [line.split("=", 1)[-1] if " = " in line else line.removeprefix("return ")
+             for line in answer_lines(exercise)[0]]
+    expressions = [e.replace(" ", "") for e in lines if len(e.replace(" ", "")) >= 6]
+    given = [e for e in expressions if e in hint_text]
+    assert len(given) < max(1, len(expressions) / 2), (name, given)
 
 
 def test_unknown_exercise_names_the_known_ones():

@@ -22,6 +22,7 @@ Cases use float64, and a result counts as right when every element is within
 
 from __future__ import annotations
 
+import ast
 import inspect
 import textwrap
 from collections.abc import Callable
@@ -57,7 +58,9 @@ class Exercise:
     diagnose(case, got, want): a sentence explaining a wrong answer, or None (got and want
         are dicts {output name: array}).  call: how a case is passed to a function (default:
         fn(*args, **kwargs)); it may wrap the arguments (e.g. a fresh random generator).
-    hint: one or two sentences for ``hint(name)``.
+    hint: one or two sentences for ``hint(name)``: the next step, never the answer.
+    answers: tinyalex's functions whose code is an answer (the textbook layer a wrapper
+        reference calls, ...): a notebook prints them only after the exercise.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Exercise:
     hint: str = ""
     atol: float = ATOL
     rtol: float = RTOL
+    answers: tuple[Callable, ...] = ()
 
     def call_on(self, fn, case: Case):
         """fn's result on a case, as it returned it."""
@@ -251,6 +255,26 @@ def rebinding(before: dict, got: dict, want: dict) -> str | None:
                 f"optimiser's {v} never remembers this step; update it in place ({v} *= ...; "
                 f"{v} -= ..., or {v}[...] = ...)")
     return None
+
+
+def answer_lines(exercise: Exercise) -> list[list[str]]:
+    """The code of every function that answers ``exercise`` (its solution, its reference, its
+    ``answers``), one list per function: the stripped lines of its body, without the
+    docstring, comments and short lines. What a page must not show before the exercise."""
+    found = []
+    for fn in (exercise.solution, exercise.reference, *exercise.answers):
+        try:
+            source = textwrap.dedent(inspect.getsource(fn))
+        except (TypeError, OSError):  # a builtin or a lambda without a file
+            continue
+        node = ast.parse(source).body[0]
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue  # a lambda assigned in a call
+        body = node.body[1:] if ast.get_docstring(node) else node.body
+        lines = source.splitlines()[body[0].lineno - 1 : node.end_lineno]
+        code = [line.split("  #")[0].strip() for line in lines]
+        found.append([line for line in code if len(line) >= 10 and not line.startswith("#")])
+    return [lines for lines in found if lines]
 
 
 # ---- the check ------------------------------------------------------------------------------

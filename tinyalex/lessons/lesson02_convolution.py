@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyalex import layers
+from tinyalex.layers import naive
 from tinyalex.lessons import plots
 from tinyalex.lessons.checking import (
     Case,
@@ -139,6 +140,7 @@ def conv_forward_loops(x, w, b, stride, pad):
 
 register(Exercise(
     name="conv_forward_loops", lesson=2,
+    answers=(naive.conv_forward_naive,),
     task="a convolution (one group) as plain loops over images, kernels and positions",
     signature="def conv_forward_loops(x, w, b, stride, pad):",
     cases=_conv_cases, outputs=("out",),
@@ -221,6 +223,7 @@ def conv_backward_loops(dout, x, w, stride, pad):
 
 register(Exercise(
     name="conv_backward_loops", lesson=2,
+    answers=(naive.conv_backward_naive,),
     task="the gradients dx, dw, db of a convolution (one group), as plain loops",
     signature="def conv_backward_loops(dout, x, w, stride, pad):",
     cases=_conv_backward_cases, outputs=("dx", "dw", "db"),
@@ -286,6 +289,7 @@ def im2col(x, kh, kw, stride, pad):
 
 register(Exercise(
     name="im2col", lesson=2,
+    answers=(layers.im2col,),
     task="copy every window of x into a column: cols (C*KH*KW, N*OH*OW)",
     signature="def im2col(x, kh, kw, stride, pad):",
     cases=_im2col_cases, outputs=("cols",),
@@ -331,6 +335,7 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
 
 register(Exercise(
     name="col2im", lesson=2,
+    answers=(layers.col2im,),
     task="the adjoint of im2col: add every column entry back onto its pixel",
     signature="def col2im(cols, x_shape, kh, kw, stride, pad):",
     cases=_col2im_cases, outputs=("dx",),

@@ -147,6 +147,7 @@ def relu_backward(dout, x):
 
 register(Exercise(
     name="relu_backward", lesson=3,
+    answers=(layers.relu_backward,),
     task="the gradient of max(0, x)",
     signature="def relu_backward(dout, x):",
     cases=lambda: _activation_cases(True), outputs=("dx",),
@@ -181,6 +182,7 @@ def tanh_backward(dout, out):
 
 register(Exercise(
     name="tanh_backward", lesson=3,
+    answers=(layers.tanh_backward,),
     task="the gradient of tanh, from the forward output out = tanh(x)",
     signature="def tanh_backward(dout, out):",
     cases=_tanh_cases, outputs=("dx",),

@@ -90,6 +90,7 @@ def lrn_forward(x, n, k, alpha, beta):
 
 register(Exercise(
     name="lrn_forward", lesson=4,
+    answers=(layers.lrn.channel_window_sum, layers.lrn_forward,),
     task="local response normalization across channels, the paper's formula (section 3.3)",
     signature="def lrn_forward(x, n, k, alpha, beta):",
     cases=_lrn_cases, outputs=("out",),
@@ -155,6 +156,7 @@ def lrn_backward(dout, x, n, k, alpha, beta):
 
 register(Exercise(
     name="lrn_backward", lesson=4,
+    answers=(layers.lrn_backward,),
     task="the gradient of local response normalization (both terms)",
     signature="def lrn_backward(dout, x, n, k, alpha, beta):",
     cases=_lrn_backward_cases, outputs=("dx",),

@@ -132,6 +132,7 @@ def maxpool_forward(x, size, stride):
 
 register(Exercise(
     name="maxpool_forward", lesson=5,
+    answers=(layers.maxpool_forward,),
     task="max-pooling: the max of every size x size window, windows stride apart",
     signature="def maxpool_forward(x, size, stride):",
     cases=lambda: _pool_cases(False), outputs=("out",),
@@ -207,6 +208,7 @@ def maxpool_backward(dout, x, size, stride):
 
 register(Exercise(
     name="maxpool_backward", lesson=5,
+    answers=(layers.maxpool_backward,),
     task="route each window's gradient to its maximum, adding where windows overlap",
     signature="def maxpool_backward(dout, x, size, stride):",
     cases=_maxpool_backward_cases, outputs=("dx",),

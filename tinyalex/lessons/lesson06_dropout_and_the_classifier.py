@@ -101,6 +101,7 @@ def dropout_forward(x, p, rng):
 
 register(Exercise(
     name="dropout_forward", lesson=6,
+    answers=(layers.dropout_forward,),
     task="inverted dropout at train time: (out, mask)",
     signature="def dropout_forward(x, p, rng):",
     cases=_dropout_cases, outputs=("out", "mask"), call=_call_dropout,
@@ -108,7 +109,9 @@ register(Exercise(
     reference_name=("tinyalex.lessons.dropout_forward, which is "
                     "tinyalex.layers.dropout_forward with float64 draws"),
     solution=dropout_forward, diagnose=_diagnose_dropout,
-    hint="u = rng.random(x.shape); mask = (u >= p) / (1 - p); out = x * mask."))
+    hint="Draw one uniform number per unit with rng.random(x.shape); a unit is kept when its "
+         "number is >= p. What must the kept units be multiplied by so that the expected "
+         "output is x itself? Return the output and the mask (0 or that factor)."))
 
 
 def _linear_cases():
@@ -148,6 +151,7 @@ def linear_backward(dout, x, w):
 
 register(Exercise(
     name="linear_backward", lesson=6,
+    answers=(layers.linear_backward,),
     task="the gradients dx, dw, db of a fully connected layer out = x w^T + b",
     signature="def linear_backward(dout, x, w):",
     cases=_linear_cases, outputs=("dx", "dw", "db"),
@@ -204,6 +208,7 @@ def softmax_cross_entropy(logits, labels):
 
 register(Exercise(
     name="softmax_cross_entropy", lesson=6,
+    answers=(layers.softmax_cross_entropy,),
     task="the mean cross-entropy loss of softmax(logits) and its gradient",
     signature="def softmax_cross_entropy(logits, labels):",
     cases=_softmax_cases, outputs=("loss", "dlogits"),

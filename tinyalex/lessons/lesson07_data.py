@@ -130,6 +130,7 @@ def crop_batch(images, mean, crop_size, top, left, flip):
 
 register(Exercise(
     name="crop_batch", lesson=7,
+    answers=(augment.crop_batch,),
     task="cut each image's crop window, subtract the mean image's same window, flip where asked",
     signature="def crop_batch(images, mean, crop_size, top, left, flip):",
     cases=_crop_cases, outputs=("x",),
@@ -243,11 +244,13 @@ def lighting_offsets(rng, batch, eigvals, eigvecs, std):
 
 register(Exercise(
     name="lighting_offsets", lesson=7,
+    answers=(augment.lighting_offsets,),
     task="PCA lighting: one RGB offset per image, P [a1 l1, a2 l2, a3 l3]^T (in 0..255 units)",
     signature="def lighting_offsets(rng, batch, eigvals, eigvecs, std):",
     cases=_lighting_cases, outputs=("offsets",), call=_call_lighting,
     reference=augment.lighting_offsets, reference_name="tinyalex.data.augment.lighting_offsets",
     solution=lighting_offsets, diagnose=_diagnose_lighting,
-    hint="a = rng.normal(0.0, std, (batch, 3)); the offsets are (a * eigvals / 255) @ eigvecs.T "
-         "(row b: sum over i of eigvecs[:, i] * a[b, i] * eigvals[i] / 255).",
+    hint="Draw a (batch, 3) array of a_i with standard deviation std. Image b's offset is "
+         "the sum over i of eigenvector i (a COLUMN of eigvecs) times a[b, i] times eigenvalue "
+         "i, divided by 255 (the units); one matrix product does every image.",
     atol=1e-4, rtol=1e-4))

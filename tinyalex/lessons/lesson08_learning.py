@@ -194,6 +194,7 @@ def sgd_update(w, v, g, lr, momentum, weight_decay):
 
 register(Exercise(
     name="sgd_update", lesson=8,
+    answers=(paper_sgd_update,),
     task="the paper's momentum SGD step, in place (section 5)",
     signature="def sgd_update(w, v, g, lr, momentum, weight_decay):",
     cases=_sgd_cases, outputs=("w", "v"), call=_call_sgd,
@@ -311,6 +312,7 @@ def plateau_rates(val_errors, lr, patience, max_reductions):
 
 register(Exercise(
     name="plateau_rates", lesson=8,
+    answers=(ReduceOnPlateau.step,),
     task="the paper's schedule: divide the rate by 10 when validation error stops improving",
     signature="def plateau_rates(val_errors, lr, patience, max_reductions):",
     cases=_plateau_cases, outputs=("rates",),

@@ -215,7 +215,9 @@ register(Exercise(
     cases=_coords_cases, outputs=("nc", "oh", "ow"),
     reference=_own_thread_coords, reference_name="np.unravel_index(index, (NC, OH, OW))",
     solution=thread_coords, diagnose=_diagnose_coords,
-    hint="Row-major: ow = index % OW; oh = (index // OW) % OH; nc = index // (OW * OH)."))
+    hint="The flat index counts the outputs in row-major (NC, OH, OW) order: the last axis, ow, "
+         "changes fastest. Which operation gives the position inside a row of OW outputs, and "
+         "which the number of whole rows before it? Then the same one level up."))
 
 
 def _blocks_cases():
@@ -254,7 +256,8 @@ register(Exercise(
     cases=_blocks_cases, outputs=("blocks",),
     reference=_own_grid_blocks, reference_name="tinyalex.cuda.ops (the launchers)",
     solution=grid_blocks, diagnose=_diagnose_blocks,
-    hint="ceil(total / block), in integers: (total + block - 1) // block."))
+    hint="total / block is rarely a whole number, and the last, partial block must still be "
+         "launched: round up. How do you round a division up with integers only (no float)?"))
 
 
 def _containing_cases():
@@ -311,6 +314,6 @@ register(Exercise(
     cases=_containing_cases, outputs=("first", "last"),
     reference=_own_windows_containing, reference_name="the windows counted one by one",
     solution=windows_containing, diagnose=_diagnose_containing,
-    hint="Window o covers rows o*stride .. o*stride + size - 1. The last one that holds h starts "
-         "at or before h: h // stride (at most count - 1); the first one ends at or after h: "
-         "ceil((h - size + 1) / stride) (at least 0)."))
+    hint="Window o covers rows o*stride .. o*stride + size - 1. Write the two inequalities "
+         "that say 'window o holds row h', solve each for o (one gives a floor, the other a "
+         "ceiling), then keep o within the windows that exist, 0 .. count - 1."))

@@ -426,5 +426,6 @@ register(Exercise(
     reference=class_score_gradient,
     reference_name="tinyalex.lessons.lesson10_what_it_learned.class_score_gradient",
     solution=class_score_gradient, diagnose=_diagnose_saliency,
-    hint="logits = net.forward(x, train=False); dlogits zero except 1 at (n, classes[n]); "
-         "net.backward(dlogits, input_grad=True)['input']."))
+    hint="Forward with dropout off; then start the backward pass from the gradient of each "
+         "image's class score with respect to the logits (what is d logits[n, c] / d logits?); "
+         "net.backward(..., input_grad=True) returns the input's gradient too."))

@@ -265,8 +265,8 @@ register(Exercise(
     reference=confusion_matrix,
     reference_name="tinyalex.evaluate.confusion_matrix",
     solution=confusion_counts, diagnose=_diagnose_confusion,
-    hint="Start from zeros (num_classes, num_classes), int64, and add 1 at (true, predicted) "
-         "for every image: np.add.at(counts, (labels, predictions), 1)."))
+    hint="Start from a (num_classes, num_classes) array of int64 zeros and add 1 at (true, "
+         "predicted) for every image. Careful: fancy-index += counts a repeated pair only once."))
 
 
 def _pairs_cases():

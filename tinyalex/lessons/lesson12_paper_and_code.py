@@ -371,11 +371,13 @@ def sgd_step_scaled(params, velocity, grads, lr, momentum, weight_decay, lr_scal
 
 register(Exercise(
     name="sgd_step_scaled", lesson=12,
+    answers=(SGD.step,),
     task="the paper's SGD step over a dict of parameters, each at lr times its lr_scale factor",
     signature="def sgd_step_scaled(params, velocity, grads, lr, momentum, weight_decay, "
               "lr_scale):",
     cases=_sgd_scaled_cases, outputs=("params", "velocity"), call=_call_sgd_scaled,
     reference=_own_sgd_scaled, reference_name="tinyalex.optim.SGD(..., lr_scale=...)",
     solution=sgd_step_scaled, diagnose=_diagnose_sgd_scaled,
-    hint="For each name: rate = lr * lr_scale.get(name, 1.0); decay only for names ending in "
-         "'.w'; then v *= momentum; v -= decay * rate * w; v -= rate * g; w += v (in place)."))
+    hint="Loop over the parameters: each has its own rate, lr times its factor (1 when it "
+         "has none), and weight decay only if it is a weight (a name ending in '.w'); then the "
+         "paper's update at that rate, changing the arrays in place."))
