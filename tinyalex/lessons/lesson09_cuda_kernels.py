@@ -46,6 +46,24 @@ LESSON = Lesson(
 
 # ---- the lesson's helpers ------------------------------------------------------------------
 
+def compiler_problem() -> str | None:
+    """None when the emulator's C++ compiler runs; else one line saying what is missing and
+    how to get it (the lesson then skips what needs it, and says so)."""
+    from tinyalex.cuda import emulator
+
+    try:
+        subprocess.run([emulator.CXX, "--version"], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return (f"No C++ compiler here: the CPU emulator needs {emulator.CXX!r} (g++ with "
+                "C++20; `sudo apt-get install g++`, or set $CXX)")
+    return None
+
+
+def skip(what: str) -> None:
+    """Say that a step of the lesson is skipped because there is no C++ compiler."""
+    print(f"(skipped, no C++ compiler: {what})")
+
+
 def kernel_text(filename: str, kernel: str) -> tuple[str, int]:
     """(the source of one kernel, from its declaration to its closing brace; its first line
     number in the file)."""
@@ -156,7 +174,7 @@ def draw_thread_map(NC: int, OH: int, OW: int, block: int):
     total = NC * OH * OW
     blocks = -(-total // block)
     index = np.arange(total).reshape(NC, OH, OW)
-    fig, axes = plt.subplots(1, NC, figsize=(1.0 + 0.55 * OW * NC, 0.55 * OH + 1.6),
+    fig, axes = plt.subplots(1, NC, figsize=(1.0 + 0.55 * OW * NC, 0.55 * OH + 2.4),
                              squeeze=False)
     for nc, ax in enumerate(axes[0]):
         ax.imshow(index[nc] // block, cmap="tab10", vmin=0, vmax=9, aspect="equal")
@@ -165,9 +183,15 @@ def draw_thread_map(NC: int, OH: int, OW: int, block: int):
         ax.set(title=f"plane nc = {nc}", xlabel="ow", ylabel="oh" if nc == 0 else "")
         ax.set_xticks(range(OW))
         ax.set_yticks(range(OH))
-    fig.suptitle(f"{total} outputs, {blocks} blocks of {block} threads (colour = blockIdx.x); "
+    from matplotlib.patches import Patch
+
+    cmap = plt.get_cmap("tab10")
+    fig.legend(handles=[Patch(color=cmap(b % 10), label=f"block {b}") for b in range(blocks)],
+               loc="lower center", ncol=min(blocks, 8), fontsize=8, title="blockIdx.x",
+               title_fontsize=8)
+    fig.suptitle(f"{total} outputs, {blocks} blocks of {block} threads (colour = blockIdx.x);\n"
                  f"{blocks * block - total} threads find nothing to do")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.14, 1, 1))  # room for the legend below
     return fig
 
 

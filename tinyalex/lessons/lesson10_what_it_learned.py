@@ -105,6 +105,34 @@ def colourfulness(w) -> np.ndarray:
     return colour / np.maximum((w**2).sum(axis=(1, 2, 3)), 1e-300)
 
 
+def low_frequency_share(w, cutoff: float = 0.25) -> float:
+    """The share of the kernels' energy at low spatial frequencies, float in [0, 1].
+
+    w (F, C, KH, KW). The 2-d Fourier transform of each kernel's channels; the low
+    frequencies are those at most ``cutoff`` cycles per pixel along both axes (a quarter of
+    the sampling rate: for 5 x 5 kernels the constant and the slowest wave, 9 of the 25
+    frequencies). Smooth patterns -- oriented edges, blobs of colour, what figure 3 shows --
+    keep most of their energy there; white noise, as random initial weights are, spreads it
+    evenly (9/25 = 0.36 for 5 x 5).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    power = np.abs(np.fft.fft2(w, axes=(-2, -1))) ** 2                     # (F, C, KH, KW)
+    fy = np.abs(np.fft.fftfreq(w.shape[-2]))[:, None]                      # cycles per pixel
+    fx = np.abs(np.fft.fftfreq(w.shape[-1]))[None, :]
+    return float(power[..., (fy <= cutoff) & (fx <= cutoff)].sum() / power.sum())
+
+
+def learned_measures(w, w0) -> dict:
+    """How much of conv1's picture was learned: {"correlation": with the initial kernels w0
+    (1: unchanged), "low": the trained kernels' low-frequency share, "low0": the initial ones',
+    "low_ratio": low / low0 (above 1: smoother than the noise they started from)}."""
+    from tinyalex import viz
+
+    low, low0 = low_frequency_share(w), low_frequency_share(w0)
+    return {"correlation": viz.init_distance(w, w0)["correlation"], "low": low, "low0": low0,
+            "low_ratio": low / low0}
+
+
 def hidden_layer(net) -> str:
     """The step whose output is the last hidden layer after its ReLU (fc7's role)."""
     return net.last_hidden_layer()
@@ -165,6 +193,27 @@ def smooth_gradient(net, x, classes, copies: int = 16, noise: float = 0.15,
 
 
 # ---- the lesson's figures ------------------------------------------------------------------
+
+def plot_figure3(w, w0, title: str = "conv1's kernels"):
+    """Figure 3 on the lesson's net: the initial kernels w0 beside the trained ones w, each as
+    ``tinyalex.viz.filters_figure`` draws them (the two towers apart), with the measures of
+    ``learned_measures`` in the titles."""
+    from tinyalex import viz
+
+    plt = plots.pyplot()
+    m = learned_measures(w, w0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, kernels, label in ((left, w0, f"initial (low-frequency share {m['low0']:.2f})"),
+                               (right, w, f"trained: correlation {m['correlation']:.2f} with "
+                                          f"the initial,\nlow-frequency share {m['low']:.2f} "
+                                          f"({m['low_ratio']:.1f}x the initial)")):
+        ax.imshow(viz.filters_figure(kernels))
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{title}: tower a above, tower b below")
+    fig.tight_layout()
+    return fig
+
 
 def plot_colourfulness(values: dict, halves: int = 2,
                        title: str = "how much of each conv1 kernel is colour"):

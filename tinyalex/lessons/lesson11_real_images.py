@@ -35,7 +35,7 @@ from tinyalex.lessons.checking import (
 
 LESSON = Lesson(
     11, "11_real_images.ipynb", "Real images", ("2", "4.1"),
-    "Fashion-MNIST (or the shapes when it is not installed): gray to three channels, "
+    "Fashion-MNIST (without it the shapes, the training run skipped): gray to three channels, "
     "PCA lighting as brightness, 28 pixels; a short run, its confusion matrix and "
     "the test images it gets wrong")
 
@@ -116,8 +116,10 @@ def load_real_images(folder=FASHION_FOLDER, train_per_class: int = 500,
         del err  # it speaks of command-line options; the lesson says it in its own terms
         note = (f"Fashion-MNIST was not found in {folder}. Install it with `{INSTALL}` (or set "
                 "FASHION_MNIST at the top of the lesson to a folder holding its four IDX "
-                "files) and run the lesson again; until then it goes on with the built-in "
-                "shapes.")
+                "files) and run the lesson again. Until then it shows the built-in shapes "
+                "where it can, and skips the training run and what needs a trained network "
+                "(the fashion preset on the shapes stays near chance in a short run: a "
+                "confusion matrix of a net that guesses teaches nothing).")
         name, classes, gray = "the built-in shapes", list(CLASSES), False
     else:
         classes = idx.CLASSES["fashion-mnist"]
@@ -137,6 +139,15 @@ def load_real_images(folder=FASHION_FOLDER, train_per_class: int = 500,
     return RealSet(name, note, list(classes), gray, train, np.asarray(y_train, np.int64), test,
                    np.asarray(y_test, np.int64), stats, to_input(train, stats["mean"]),
                    to_input(test, stats["mean"]))
+
+
+def skipped(data: RealSet, what: str) -> bool:
+    """Whether the lesson runs without Fashion-MNIST, in which case ``what`` is skipped, and
+    says so (the lesson's cells: ``if not skipped(data, "..."): ...``)."""
+    if data.gray:  # Fashion-MNIST is here
+        return False
+    print(f"(skipped without Fashion-MNIST: {what}; `{INSTALL}` installs it)")
+    return True
 
 
 def predict(net, x, batch_size: int = 250) -> tuple[np.ndarray, np.ndarray]:

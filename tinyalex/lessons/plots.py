@@ -49,7 +49,9 @@ def show_maps(maps, title: str = "", cols: int = 8, max_maps: int = 32, size: fl
     plt = pyplot()
     maps = np.asarray(maps)[:max_maps]
     rows, cols = _grid(len(maps), cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.5), squeeze=False)
+    # each map's label (name and value range) takes two lines of small text under it
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, (size + 0.45) * rows + 0.5),
+                             squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -135,7 +137,7 @@ def plot_error_curves(runs: dict, window: int = 25, target: float | None = None,
             length = min(len(c) for c in curves)
             mean = np.mean([c[:length] for c in curves], axis=0)
             ax.plot(np.arange(window, window + length), 100 * mean, color=colour, lw=2.2,
-                    label=f"{label} (mean of {len(curves)})")
+                    label=label if len(curves) == 1 else f"{label} (mean of {len(curves)} seeds)")
     if target is not None:
         ax.axhline(100 * target, color="black", ls="--", lw=1, label=f"target {100 * target:g}%")
     ax.set(xlabel=xlabel, ylabel=f"training error, % (mean of last {window} batches)",
