@@ -346,7 +346,7 @@ def _nearest_variant(net, x, queries, k, layer=None, exclude=True, metric="eucli
                      train=False):
     net.dropout_step = 0  # a fresh net's first training pass: the masks a student's drew
     net.forward(x, train=train, keep_activations=True)
-    features = np.asarray(net.activations[layer or _last_relu(net)]).reshape(len(x), -1)
+    features = np.asarray(net.activations[layer or net.last_hidden_layer()]).reshape(len(x), -1)
     q = features[queries]
     if metric == "cosine":
         norm = np.linalg.norm(features, axis=1) + 1e-12
@@ -356,11 +356,6 @@ def _nearest_variant(net, x, queries, k, layer=None, exclude=True, metric="eucli
     if exclude:
         dist[np.arange(len(queries)), queries] = np.inf
     return np.argsort(dist, axis=1, kind="stable")[:, :k]
-
-
-def _last_relu(net) -> str:
-    fc = [step.name for step in net.steps if step.kind == "fc"]
-    return "relu" + fc[-2][2:]
 
 
 def _own_nearest(net, x, queries, k):
@@ -393,8 +388,7 @@ def _diagnose_nearest(case, got, want):
 def nearest_by_fc7(net, x, queries, k):
     # The last hidden layer after its ReLU (fc7 in the paper), evaluation mode (no dropout).
     net.forward(x, train=False, keep_activations=True)
-    fc = [step.name for step in net.steps if step.kind == "fc"]
-    features = net.activations["relu" + fc[-2][2:]].reshape(len(x), -1)  # (N, D)
+    features = net.activations[net.last_hidden_layer()].reshape(len(x), -1)  # (N, D)
     dist = np.sqrt(((features[queries][:, None] - features[None]) ** 2).sum(axis=2))  # (Q, N)
     dist[np.arange(len(queries)), queries] = np.inf  # an image is not its own neighbour
     return np.argsort(dist, axis=1)[:, :k]
