@@ -103,3 +103,27 @@ def test_saliency_mistakes():
         return lesson.class_score_gradient(net, x, classes) / len(x)
 
     assert "divided by the batch size" in failing("class_score_gradient", mean_over_batch)
+
+
+def test_the_figure_3_measures():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((64, 3, 5, 5))
+    assert abs(lesson.low_frequency_share(noise) - 9 / 25) < 0.03  # white: evenly spread
+    x = np.arange(5) - 2.0
+    edge = np.broadcast_to(np.tanh(x)[None, :], (4, 3, 5, 5))  # a vertical edge
+    blob = np.broadcast_to(np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / 4), (4, 3, 5, 5))
+    assert lesson.low_frequency_share(edge) > 0.8 and lesson.low_frequency_share(blob) > 0.9
+    same = lesson.learned_measures(noise, noise)
+    assert abs(same["correlation"] - 1) < 1e-12 and abs(same["low_ratio"] - 1) < 1e-12
+    learned = lesson.learned_measures(0.25 * noise + 3 * np.broadcast_to(blob[:1], noise.shape),
+                                      noise)
+    assert learned["correlation"] < 0.5 and learned["low_ratio"] > 1.5
+
+
+def test_the_small_net_starts_conv1_at_a_quarter_of_he(monkeypatch):
+    from tinyalex.lessons import experiments
+
+    monkeypatch.setattr(experiments, "train", lambda *args, **kwargs: None)  # no training here
+    he = lesson.train_small_net(steps=0, per_class=1, val_per_class=1, conv1_scale=1.0).w0
+    small = lesson.train_small_net(steps=0, per_class=1, val_per_class=1).w0
+    np.testing.assert_allclose(small, lesson.CONV1_SCALE * he, rtol=1e-6)

@@ -250,6 +250,7 @@ def test_every_figure_has_a_title_and_labelled_axes(tmp_path):
     from tinyalex.lessons import lesson07_data as l07
     from tinyalex.lessons import lesson08_learning as l08
     from tinyalex.lessons import lesson09_cuda_kernels as l09
+    from tinyalex.lessons import lesson10_what_it_learned as l10
     from tinyalex.model import layer_shapes
 
     run = experiments.Run("a", errors=list(np.linspace(0.9, 0.1, 40)))
@@ -271,6 +272,8 @@ def test_every_figure_has_a_title_and_labelled_axes(tmp_path):
         l08.plot_learning({"run": history}, window=5),
         l08.plot_sgd_forms({"a": np.linspace(1, 0.1, 20), "b": np.linspace(1, 0.2, 20)}, 10),
         l09.draw_thread_map(2, 3, 5, 8),
+        l10.plot_figure3(x[0, 0][None, None].repeat(3, 1).repeat(4, 0) + 1, np.ones((4, 3, 4, 4))),
+        l10.plot_colourfulness({"initial": np.full(4, 0.6), "trained": np.full(4, 0.5)}),
     ]
     for k, fig in enumerate(figures):
         axes = [ax for ax in fig.axes if ax.get_visible() and ax.has_data()]
