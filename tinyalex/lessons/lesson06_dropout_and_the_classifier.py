@@ -46,6 +46,8 @@ def plot_histograms(arrays: dict, xlabel: str, title: str = "how the values are 
         ax.hist(v, bins=edges, alpha=0.5, label=f"{label} (mean {v.mean():.3g}, std "
                 f"{v.std():.3g})", log=log)
     ax.set(xlabel=xlabel, ylabel=ylabel + (" (log scale)" if log else ""), title=title)
+    if not log:
+        ax.set_ylim(top=1.3 * ax.get_ylim()[1])  # room for the legend above the bars
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -40,8 +40,16 @@ def draw_windows(image, windows, crop: int, title: str = "", labels=None):
         ax.add_patch(Rectangle((left - 0.5, top - 0.5), crop, crop, fill=False, lw=2,
                                edgecolor=f"C{k % 10}", ls="--" if k % 2 else "-"))
         if labels is not None:
-            ax.text(left + 2, top + 2, str(labels[k]), color=f"C{k % 10}", fontsize=9,
-                    va="top", weight="bold")
+            # the label in the window's corner nearest the image's edge, so that windows
+            # sharing a corner (the four corners of ten-crop testing) keep their labels apart
+            height, width = np.shape(image)[:2]
+            row = (top + crop - 4, "bottom") if 2 * top > height - crop else (
+                (top + 3, "top") if 2 * top < height - crop else (top + crop // 2, "center"))
+            col = (left + crop - 4, "right") if 2 * left > width - crop else (
+                (left + 3, "left") if 2 * left < width - crop else (left + crop // 2, "center"))
+            ax.text(col[0], row[0], str(labels[k]), color=f"C{k % 10}", fontsize=9,
+                    va=row[1], ha=col[1], weight="bold",
+                    bbox=dict(facecolor="white", alpha=0.7, lw=0, pad=1))
     ax.set(xlabel="column (pixels)", ylabel="row (pixels)",
            title=title or f"{len(windows)} windows of {crop} x {crop}")
     fig.tight_layout()

@@ -31,7 +31,9 @@ def show_images(images, titles=None, cols: int = 8, title: str = "", size: float
         images = images[None]
     images = [np.asarray(image) for image in images]
     rows, cols = _grid(len(images), cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+    above = 0.35 if titles is not None else 0.0  # each row's titles take a line above it
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, (size + above) * rows + 0.4),
+                             squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < len(images):
