@@ -14,7 +14,7 @@ shared, so compare ratios between runs, not single numbers.
 from __future__ import annotations
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 import argparse

@@ -29,7 +29,7 @@ both give the same loss before timing.
 from __future__ import annotations
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 import argparse

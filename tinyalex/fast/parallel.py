@@ -13,7 +13,7 @@ helps twice:
 
 Each chunk writes only its own images' part of the outputs, so the threads never touch the
 same memory. The layer code stays the plain array code, written for any range of images;
-tests/test_speed_paths.py checks that the chunked result equals one whole-batch call.
+tests/test_fast.py checks that the chunked result equals one whole-batch call.
 Small arrays are not split.
 """
 
@@ -23,14 +23,9 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from tinyalex.backend import cpu_count
+
 CHUNK_BYTES = 1 << 20  # aim for about 1 MiB of input per chunk (fits a core's L2 cache)
-
-
-def cpu_count() -> int:
-    """The CPU cores this process may use (its affinity mask, not the whole machine)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 @functools.lru_cache(maxsize=1)
