@@ -18,7 +18,7 @@ every notebook runs from top to bottom as it is stored.
                     helpers and the figures only it draws
     checking.py     the checker (Exercise, check, run_check, hint, show_solution, show_code)
                     and the diagnosis kit the lessons write their diagnoses with
-    course.py       the lessons in reading order, found from the lesson modules
+    course.py       the lessons in reading order, built from the lesson modules
     experiments.py  small AlexNet-shaped nets (ReLU or tanh), training, ablations
     pipeline.py     the paper's input pipeline and training loop, small (lessons 7 and 8)
     images.py       a photograph and the built-in shapes, without a download

@@ -2,8 +2,9 @@
 
 Lesson N's notebook ``notebooks/NN_name.ipynb`` has its module ``lessonNN_name.py`` in this
 package: its exercises (cases, diagnoses, answers, registration), its own helpers and the
-figures only it draws, and ``LESSON``, what the course says about it. ``COURSE`` is built by
-finding those modules, so a new lesson is one notebook and one module.
+figures only it draws, and ``LESSON``, what the course says about it. ``COURSE`` is built
+from those modules: a new lesson is one notebook, one module and one line below
+(``tests/test_lessons.py`` checks that every lesson module on disk is listed).
 
 ``tests/test_notebooks.py`` runs every notebook on a Jupyter kernel and checks each lesson
 listed here (prose before code, the paper's sections cited in its title cell);
@@ -13,24 +14,29 @@ notebook; the README lists the same lessons.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import re
-from types import ModuleType
-
+from tinyalex.lessons import (  # importing a lesson module registers its exercises
+    lesson01_tour,
+    lesson02_convolution,
+    lesson03_relu_vs_tanh,
+    lesson04_local_response_normalization,
+    lesson05_overlapping_pooling,
+    lesson06_dropout_and_the_classifier,
+    lesson07_data,
+    lesson08_learning,
+    lesson09_cuda_kernels,
+    lesson10_what_it_learned,
+    lesson11_real_images,
+    lesson12_paper_and_code,
+)
 from tinyalex.lessons.checking import Lesson
 
-MODULE_NAME = re.compile(r"lesson(\d\d)_\w+$")  # lesson04_local_response_normalization
+MODULES = (lesson01_tour, lesson02_convolution, lesson03_relu_vs_tanh,
+           lesson04_local_response_normalization, lesson05_overlapping_pooling,
+           lesson06_dropout_and_the_classifier, lesson07_data, lesson08_learning,
+           lesson09_cuda_kernels, lesson10_what_it_learned, lesson11_real_images,
+           lesson12_paper_and_code)
 
-
-def lesson_modules() -> tuple[ModuleType, ...]:
-    """Every lesson module of this package, imported (which registers its exercises), in
-    lesson order."""
-    import tinyalex.lessons as package
-
-    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__)
-                   if MODULE_NAME.match(info.name))
-    return tuple(importlib.import_module(f"{package.__name__}.{name}") for name in names)
+COURSE: tuple[Lesson, ...] = tuple(module.LESSON for module in MODULES)
 
 
 def module_name(lesson: Lesson) -> str:
@@ -38,6 +44,4 @@ def module_name(lesson: Lesson) -> str:
     return "lesson" + lesson.file.removesuffix(".ipynb")
 
 
-COURSE: tuple[Lesson, ...] = tuple(module.LESSON for module in lesson_modules())
-
-__all__ = ["COURSE", "Lesson", "lesson_modules", "module_name"]
+__all__ = ["COURSE", "MODULES", "Lesson", "module_name"]
