@@ -261,3 +261,66 @@ def test_a_setting_that_cannot_be_used_is_one_line_and_leaves_no_folder(tiny_fol
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "tinyalex[gpu]" not in result.stderr
     assert not out.exists()
+
+
+# --- text from files is shown escaped ---------------------------------------------
+
+def test_an_error_quoting_a_name_with_escape_codes_stays_one_line(capsys):
+    def main(argv):
+        raise cli.UserError("class folder /data/train/\x1b[2Jcats\nfake: line has no image")
+
+    assert cli.run(main, []) == 2
+    err = capsys.readouterr().err
+    assert err == "error: class folder /data/train/\\x1b[2Jcats\\nfake: line has no image\n"
+
+
+def test_the_evaluation_tables_show_class_names_escaped():
+    confusion = np.array([[3, 1], [0, 4]])
+    lines = evaluate.format_report({"confusion": confusion}, ["\x1b[31mred", "two\nlines"])
+    assert not any("\x1b" in line for line in lines)
+    assert len(lines) == 1 + 2 + 2 + 2                # header, 2 rows, matrix header + 2 rows
+    assert lines[1].split()[0] == "\\x1b[31mred" and lines[2].split()[0] == "two\\nlines"
+
+
+# --- every numeric setting of training checked before any work --------------------
+
+@pytest.mark.parametrize("option,value,words", [
+    ("--seed", "-1", "--seed must be an integer in 0..4294967295"),
+    ("--seed", str(2**32), "--seed must be an integer in 0..4294967295"),
+    ("--lr", "inf", "--lr must be a finite number > 0"),
+    ("--lr", "nan", "--lr must be a finite number > 0"),
+    ("--lr", "0", "--lr must be a finite number > 0"),
+    ("--momentum", "nan", "--momentum must be a finite number in [0, 1)"),
+    ("--momentum", "1", "--momentum must be a finite number in [0, 1)"),
+    ("--momentum", "-0.5", "--momentum must be a finite number in [0, 1)"),
+    ("--weight-decay", "-0.0005", "--weight-decay must be a finite number >= 0"),
+    ("--weight-decay", "inf", "--weight-decay must be a finite number >= 0"),
+    ("--epochs", "0", "--epochs must be >= 1"),
+    ("--batch-size", "-3", "--batch-size must be >= 1"),
+    ("--patience", "-1", "--patience must be >= 0"),
+    ("--milestones", "0", "--milestones must be >= 1"),
+    ("--num-workers", "-1", "--num-workers must be >= 0"),
+])
+def test_a_bad_number_for_training_is_one_line_before_any_work(option, value, words, tiny_folder,
+                                                               tmp_path, capsys, monkeypatch):
+    from tinyalex import data
+
+    def open_splits(*args, **kwargs):
+        raise AssertionError("data was read before the settings were checked")
+
+    monkeypatch.setattr(data, "open_splits", open_splits)
+    out = tmp_path / "run"
+    status = cli.run(train.main, ["--data", str(tiny_folder), "--out", str(out), "--no-progress",
+                                  option, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == [f"error: {words}, got {value}"], err
+    assert not out.exists()
+
+
+def test_a_huge_epoch_count_plans_its_milestones_at_once():
+    from tinyalex.run import default_milestones
+
+    epochs = 10**30                          # (the old set of every epoch never finished)
+    first, second = default_milestones(epochs)
+    assert abs(first / epochs - 0.7) < 1e-9 and abs(second / epochs - 0.9) < 1e-9
+    assert default_milestones(10) == [7, 9] and default_milestones(1) == []

@@ -83,3 +83,26 @@ def test_unpickler_refuses_code(tmp_path):
     path.write_bytes(pickle.dumps({b"data": _Exploit(), b"labels": [0]}))
     with pytest.raises(data.DataError, match="refusing to load"):
         cifar.read_batch(path)
+
+
+@pytest.mark.parametrize("label", [10**30, -(10**30), 10, -1], ids=["10**30", "-10**30", "10",
+                                                                   "-1"])
+def test_an_out_of_range_label_is_one_line_before_training(label, tmp_path, monkeypatch,
+                                                           capsys):
+    from tinyalex import cli, train
+
+    monkeypatch.setenv("TINYALEX_DEVICE", "cpu")
+    write_cifar(tmp_path / "c")
+    with open(tmp_path / "c" / "data_batch_2", "rb") as f:
+        batch = pickle.load(f)
+    batch[b"labels"][3] = label
+    with open(tmp_path / "c" / "data_batch_2", "wb") as f:
+        pickle.dump(batch, f)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()}
+    status = cli.run(train.main, ["--data", f"cifar10:{tmp_path / 'c'}", "--out",
+                                  str(tmp_path / "run"), "--no-progress", "--epochs", "1"])
+    lines = capsys.readouterr().err.strip().splitlines()   # a progress line, then the error
+    assert status == 2 and [line for line in lines if "error" in line.lower()] == lines[-1:]
+    assert lines[-1].startswith("error: ") and "data_batch_2 has labels" in lines[-1]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()} == before
+    assert not (tmp_path / "run").exists()

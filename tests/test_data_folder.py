@@ -276,3 +276,33 @@ def test_decoding_with_threads_matches_serial(tmp_path):
     threaded, _ = data.open_splits(root, 16, cache_dir=tmp_path / "c2", log=None, workers=3)
     np.testing.assert_array_equal(serial.images, threaded.images)
     np.testing.assert_array_equal(serial.labels, threaded.labels)
+
+
+# --- files that are not regular files ---------------------------------------------
+
+def test_a_fifo_in_a_training_folder_is_skipped_and_reported_not_opened(tmp_path):
+    import subprocess
+    import sys
+
+    root = make_folder(tmp_path / "set")
+    os.mkfifo(root / "train" / "cat" / "pipe.png")       # nothing ever writes to it
+    before = {p: p.read_bytes() for p in root.rglob("*.png") if p.is_file()}
+    script = ("import sys; from tinyalex import data; "
+              "train, val = data.open_splits(sys.argv[1], 16, cache_dir=sys.argv[2], "
+              "log=lambda line: print(line, file=sys.stderr)); print(len(train), len(val))")
+    # in a process of its own: opening the FIFO would block forever
+    result = subprocess.run([sys.executable, "-c", script, str(root), str(tmp_path / "cache")],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["8", "4"]
+    report = [line for line in result.stderr.splitlines() if line.startswith("skipped")]
+    assert report == [f"skipped 1 file(s) that could not be decoded: "
+                      f"{root / 'train' / 'cat' / 'pipe.png'} (not a regular file)"]
+    assert (root / "train" / "cat" / "pipe.png").is_fifo()
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_predict_refuses_a_fifo_named_as_an_image_in_one_line(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(data.DataError, match="is not a regular file"):
+        data.load_image(tmp_path / "pipe.png", 16)

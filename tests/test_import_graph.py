@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tinyalex"
 
 LAYERS = (
     # arrays and devices, files, the dropout noise, threads set before NumPy loads
-    ("base", ("tinyalex", "tinyalex.backend", "tinyalex.storage", "tinyalex.noise",
+    ("base", ("tinyalex", "tinyalex.backend", "tinyalex.storage", "tinyalex.noise", "tinyalex.text",
               "tinyalex.gradcheck", "tinyalex.threads", "tinyalex.distributed.placement")),
     # the textbook: one file per mechanism of the paper
     ("layers", ("tinyalex.layers", "tinyalex.layers.*")),

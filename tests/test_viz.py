@@ -1,6 +1,7 @@
 """The figures: image grids, conv1 kernels (Figure 3), fc7 neighbours (Figure 4), feature maps."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tinyalex import data, viz
@@ -265,3 +266,66 @@ def test_figures_leave_a_notebooks_matplotlib_alone(tmp_path, monkeypatch):
                              tmp_path / "l.png")
     assert plt.get_fignums() == open_figures                  # nothing left open in pyplot
     assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "l.png").is_file()
+
+
+# --- viz curves on a damaged metrics.csv ------------------------------------------
+
+GOOD_METRICS = ("epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5\n"
+                "1,0.01,2.3,0.1,2.3,0.1,\n2,0.01,2.0,0.3,2.1,0.25,\n")
+
+
+@pytest.mark.parametrize("content,words", [
+    (b"", "lacks the columns epoch"),
+    (GOOD_METRICS.splitlines(keepends=True)[0].encode(), "has no epoch"),
+    (GOOD_METRICS.encode()[:-12], "line 3: val_loss is missing"),          # truncated
+    (GOOD_METRICS.replace("2.0,0.3", "2.0,abc").encode(), "line 3: train_top1 is 'abc'"),
+    (GOOD_METRICS.replace("2.0,0.3", "nan,0.3").encode(), "line 3: train_loss nan is out"),
+    (GOOD_METRICS.replace("2.0,0.3", "2.0,7").encode(), "line 3: train_top1 7.0 is out"),
+    (GOOD_METRICS.replace("\n2,", "\n1,").encode(), "line 3: epoch 1 does not follow epoch 1"),
+    (GOOD_METRICS.replace("\n2,", "\n2.5,").encode(), "epoch 2.5 does not follow"),
+    (GOOD_METRICS.replace("val_loss,", "").encode(), "lacks the column val_loss"),
+    (b"\xff\xfe\x00garbage\x1b[2J", "cannot be read as CSV"),
+    (GOOD_METRICS.replace("abc", "").replace("2.0,0.3", "2.0,\x1b[2J" + "9" * 5000).encode(),
+     "train_top1 is '\\\\x1b[2J9999"),
+], ids=["empty", "header only", "truncated", "text", "nan", "accuracy 7", "epoch repeated",
+        "epoch 2.5", "column missing", "binary", "escape codes"])
+def test_curves_on_a_damaged_metrics_csv_is_one_line(content, words, tmp_path, capsys):
+    from tinyalex import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_bytes(content)
+    (run / "curves.png").write_bytes(b"the previous figure")
+    status = cli.run(viz.main, ["curves", "--run", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert str(run / "metrics.csv") in err[0] and words in err[0], err[0]
+    assert len(err[0]) < 400
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == {
+        "metrics.csv": content, "curves.png": b"the previous figure"}
+
+
+def test_curves_from_a_sound_metrics_csv(tmp_path):
+    (tmp_path / "metrics.csv").write_text(GOOD_METRICS)
+    history = viz.read_metrics(tmp_path / "metrics.csv")
+    assert [row["epoch"] for row in history] == [1.0, 2.0]
+    assert history[1]["val_top1"] == 0.25 and history[1]["val_top5"] is None
+    assert viz.main(["curves", "--run", str(tmp_path)]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case", ["a folder", "in a missing folder"])
+def test_curves_to_an_out_that_cannot_be_written_is_one_line_before_drawing(case, tmp_path,
+                                                                            capsys, monkeypatch):
+    from tinyalex import cli
+
+    (tmp_path / "metrics.csv").write_text(GOOD_METRICS)
+    out = tmp_path / "figure" if case == "a folder" else tmp_path / "nowhere" / "c.png"
+    if case == "a folder":
+        out.mkdir()
+    monkeypatch.setattr(viz, "plot_learning_curves", lambda *a: pytest.fail("drawn first"))
+    status = cli.run(viz.main, ["curves", "--run", str(tmp_path), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and f"cannot write the curves to {out}" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["metrics.csv"] + (["figure"] if case == "a folder" else []))

@@ -10,15 +10,18 @@ minute), the decoded images of every data set trained on (``decoded/NAME``, one 
 image size and file list: a folder that changed gets a new one and the old one is removed),
 and the CUDA kernels compiled for the CPU emulator (``emulator``; ``$TINYALEX_EMULATOR_CACHE``
 moves it). Run folders (``runs/...``) are never in the cache, and nothing here touches them.
-Only entries tinyalex recognises as its own are removed; anything else in the folder is
-listed as such and left alone.
+Only entries that carry tinyalex's own marker are removed (see ``entries``: a name that merely
+looks like one of ours is not enough); anything else in the folder, the emulator's included, is
+listed as "not tinyalex's: left alone" and never touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -26,7 +29,13 @@ from pathlib import Path
 
 from tinyalex import cli
 from tinyalex.data import cache_root
-from tinyalex.storage import human
+from tinyalex.data.folder import CACHE_MARK as DECODED_MARK
+from tinyalex.data.synthetic import GENERATOR as SHAPES_MARK
+from tinyalex.storage import human, is_temp_name
+from tinyalex.text import escaped
+
+NOT_OURS = "not tinyalex's: left alone"
+KERNEL_LIBRARY = re.compile(r"^[\w.-]+-[0-9a-f]{24}\.so$")  # tinyalex.cuda.emulator.build
 
 
 @dataclass
@@ -39,6 +48,7 @@ class Entry:
     size: int       # bytes
     what: str       # a description for the listing
     ours: bool = True
+    files: list[Path] | None = None  # remove only these (the emulator's own libraries)
 
 
 def size_of(path: Path) -> int:
@@ -54,15 +64,38 @@ def size_of(path: Path) -> int:
     return total
 
 
-def _decoded_what(path: Path) -> str:
-    """What a decoded-images folder holds, from its meta.json."""
+def _json(path: Path, limit: int = 16 * 2**20):
+    """The JSON document in the regular file ``path`` (at most ``limit`` bytes), or None when
+    it is missing, unreadable, or something else."""
     try:
-        meta = json.loads((path / "meta.json").read_text())
-        counts = meta.get("counts", {})
-        return (f"decoded {meta['image_size']}px images of {meta['source']} "
-                f"({counts.get('train', '?')} train, {counts.get('val', '?')} val)")
-    except (OSError, ValueError, KeyError):
-        return "decoded images (unfinished or damaged: safe to remove)"
+        if not path.is_file() or path.stat().st_size > limit:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _folder(path: Path) -> bool:
+    """A real folder (not a symbolic link to one: tinyalex never makes those)."""
+    return path.is_dir() and not path.is_symlink()
+
+
+def _decoded_what(path: Path) -> str | None:
+    """What a decoded-images folder holds, from its meta.json; None when it does not carry
+    tinyalex's marker (meta.json with a ``tinyalex-decoded-v*`` format)."""
+    meta = _json(path / "meta.json") if _folder(path) else None
+    if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith(DECODED_MARK):
+        return None
+    counts = meta.get("counts") if isinstance(meta.get("counts"), dict) else {}
+    return escaped(f"decoded {meta.get('image_size', '?')}px images of "
+                    f"{meta.get('source', '?')} ({counts.get('train', '?')} train, "
+                    f"{counts.get('val', '?')} val)")
+
+
+def _shapes_ours(path: Path) -> bool:
+    """A built-in set carries dataset.json naming tinyalex's generator."""
+    meta = _json(path / "dataset.json") if _folder(path) else None
+    return isinstance(meta, dict) and str(meta.get("generator", "")).startswith(SHAPES_MARK)
 
 
 def emulator_folder() -> Path:
@@ -72,37 +105,60 @@ def emulator_folder() -> Path:
     return emulator.cache_dir()
 
 
+def _emulator_entries(folder: Path, name: str, what: str) -> list[Entry]:
+    """The emulator's folder as one entry holding the libraries it compiled (named
+    ``<kernel file>-<24 hex digits>.so``), and every other thing in it as not tinyalex's."""
+    ours, others = [], []
+    for path in sorted(folder.iterdir()):
+        is_library = KERNEL_LIBRARY.match(path.name) and path.is_file() and not path.is_symlink()
+        (ours if is_library else others).append(path)
+    found = [Entry(name, folder, sum(size_of(p) for p in ours), what, files=ours)]
+    found += [Entry(f"{name}/{p.name}", p, size_of(p), NOT_OURS, ours=False) for p in others]
+    return found
+
+
 def entries(root: Path | None = None) -> list[Entry]:
-    """Everything in the cache, tinyalex's entries first, sorted by name within each kind."""
+    """Everything in the cache, tinyalex's entries first, sorted by name within each kind.
+
+    An entry is tinyalex's only when it carries tinyalex's marker: a decoded-images folder its
+    meta.json (format ``tinyalex-decoded-v*``), a built-in set its dataset.json (generator
+    ``tinyalex.data.synthetic``), an interrupted one the temporary name tinyalex.storage gives
+    (``.tmp-<pid>@<host>-...``), the emulator's libraries their names. Anything else, whatever
+    it is called, is listed as not tinyalex's and never removed.
+    """
     root = cache_root(root)
     found: list[Entry] = []
     if root.is_dir():
         for path in sorted(root.iterdir()):
             name = path.name
-            if name == "decoded" and path.is_dir():
+            if name == "decoded" and _folder(path):
                 for sub in sorted(path.iterdir()):
-                    what = ("an interrupted decoding (safe to remove)"
-                            if sub.name.startswith(".tmp-") else _decoded_what(sub))
-                    found.append(Entry(f"decoded/{sub.name}", sub, size_of(sub), what))
-            elif name.startswith("shapes-v") and path.is_dir():
+                    entry = f"decoded/{sub.name}"
+                    if is_temp_name(sub.name):
+                        found.append(Entry(entry, sub, size_of(sub),
+                                           "an interrupted decoding (safe to remove)"))
+                    elif (what := _decoded_what(sub)) is not None:
+                        found.append(Entry(entry, sub, size_of(sub), what))
+                    else:
+                        found.append(Entry(entry, sub, size_of(sub), NOT_OURS, ours=False))
+            elif name.startswith("shapes-v") and _shapes_ours(path):
                 found.append(Entry(name, path, size_of(path), "the built-in shapes set"))
-            elif name.startswith(".tmp-"):
+            elif is_temp_name(name):
                 found.append(Entry(name, path, size_of(path),
                                    "an interrupted generation (safe to remove)"))
-            elif name == "emulator" and path.is_dir():
+            elif name == "emulator" and _folder(path):
                 pass  # listed below, wherever it lives
             else:
-                found.append(Entry(name, path, size_of(path), "not tinyalex's: left alone",
-                                   ours=False))
+                found.append(Entry(name, path, size_of(path), NOT_OURS, ours=False))
     emulator = emulator_folder()
-    if emulator.is_dir():
+    if _folder(emulator):
         inside = emulator.resolve() == (root / "emulator").resolve()
-        found.append(Entry("emulator" if inside else str(emulator), emulator,
-                           size_of(emulator), "CUDA kernels compiled for the CPU emulator"))
-    elif (root / "emulator").is_dir():  # the emulator was moved elsewhere; this one is old
-        old = root / "emulator"
-        found.append(Entry("emulator", old, size_of(old),
-                           "CUDA kernels compiled for the CPU emulator (unused)"))
+        found += _emulator_entries(emulator, "emulator" if inside else str(emulator),
+                                   "CUDA kernels compiled for the CPU emulator")
+    if _folder(root / "emulator") and not (root / "emulator").resolve() == emulator.resolve():
+        # the emulator was moved elsewhere; this one is old
+        found += _emulator_entries(root / "emulator", "emulator",
+                                   "CUDA kernels compiled for the CPU emulator (unused)")
     return sorted(found, key=lambda e: (not e.ours, e.name))
 
 
@@ -116,9 +172,9 @@ def listing(root: Path | None = None) -> str:
              f"{human(sum(e.size for e in ours))} in {cli.plural(len(ours), 'entry', 'entries')}"]
     if not items:
         lines.append("  (empty)")
-    width = max((len(e.name) for e in items), default=0)
+    width = max((len(escaped(e.name)) for e in items), default=0)
     for e in items:
-        lines.append(f"  {human(e.size):>9}  {e.name:<{width}}  {e.what}")
+        lines.append(f"  {human(e.size):>9}  {escaped(e.name):<{width}}  {e.what}")
     if ours:
         lines.append("remove with: python -m tinyalex.cache remove NAME ... (or --all); "
                      "everything is made again when needed")
@@ -139,18 +195,25 @@ def remove(names: list[str], everything: bool, root: Path | None = None) -> list
         for name in names:
             key = name.rstrip("/")
             if key not in items:
-                known = ", ".join(n for n, e in items.items() if e.ours) or "none"
-                raise cli.UserError(f"{name} is not an entry of the cache (entries: {known}); "
+                known = ", ".join(escaped(n) for n, e in items.items() if e.ours) or "none"
+                raise cli.UserError(f"{escaped(name)} is not an entry of the cache (entries: "
+                                    f"{known}); "
                                     "list them with python -m tinyalex.cache")
             if not items[key].ours:
-                raise cli.UserError(f"{name} is not tinyalex's, so it is left alone: remove "
-                                    "it yourself if you mean to")
+                raise cli.UserError(f"{escaped(name)} is not tinyalex's, so it is left alone: "
+                                    "remove it yourself if you mean to")
             chosen.append(items[key])
     for entry in chosen:
-        if entry.path.is_dir() and not entry.path.is_symlink():
-            shutil.rmtree(entry.path)
+        if entry.files is not None:  # a folder shared with things not ours: only our files
+            for path in entry.files:
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                entry.path.rmdir()  # only when nothing else is left in it
+        elif entry.path.is_dir() and not entry.path.is_symlink():
+            with contextlib.suppress(FileNotFoundError):  # (gone since it was listed)
+                shutil.rmtree(entry.path)
         else:
-            entry.path.unlink()
+            entry.path.unlink(missing_ok=True)
     return chosen
 
 
@@ -180,7 +243,7 @@ def main(argv=None) -> int:
         removed = remove(args.names, args.all)
         freed = sum(e.size for e in removed)
         print(f"removed {cli.plural(len(removed), 'entry', 'entries')} ({human(freed)}): "
-              + (", ".join(e.name for e in removed) or "the cache was empty"))
+              + (", ".join(escaped(e.name) for e in removed) or "the cache was empty"))
         return 0
     print(listing())
     return 0

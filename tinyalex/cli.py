@@ -13,13 +13,16 @@ The exit statuses of every tinyalex program:
          run folder or cache whose disk clearly cannot hold what will be written)
     130  Ctrl-C (128 + SIGINT, what shells report), with one line
 
-Only these errors are caught here; a bug still shows its traceback. An OSError of a full or
+An error's text is printed escaped (tinyalex.text): a class or file name it quotes cannot
+break it into several lines or send escape codes to the terminal. Only these errors are
+caught here; a bug still shows its traceback. An OSError of a full or
 failing disk that no write site turned into a WriteError is still one line, with status 1.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import sys
 
@@ -27,6 +30,7 @@ from tinyalex.backend import SettingError
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
 from tinyalex.storage import NotEnoughRoom, WriteError
+from tinyalex.text import escaped
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -45,10 +49,10 @@ def run(main, argv=None) -> int:
     try:
         return main(argv)
     except (UserError, DataError, CheckpointError, SettingError, NotEnoughRoom) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {escaped(str(e), None)}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_BAD_INPUT
     except WriteError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {escaped(str(e), None)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -82,6 +86,29 @@ def positive(name: str, value: int | None, minimum: int = 1) -> None:
     """A one-line UserError when the option ``name`` is below ``minimum``."""
     if value is not None and value < minimum:
         raise UserError(f"{name} must be >= {minimum}, got {value}")
+
+
+def integer_in(name: str, value: int | None, low: int, high: int) -> None:
+    """A one-line UserError when the option ``name`` is not in low..high."""
+    if value is not None and not low <= value <= high:
+        raise UserError(f"{name} must be an integer in {low}..{high}, got {value}")
+
+
+def finite(name: str, value: float | None, low: float, high: float | None = None,
+           low_open: bool = False, high_open: bool = False) -> None:
+    """A one-line UserError when the option ``name`` is NaN, infinite, or outside the range
+    from ``low`` to ``high`` (None: no upper end), each end included unless it is open."""
+    if value is None:
+        return
+    above = value > low if low_open else value >= low
+    below = high is None or (value < high if high_open else value <= high)
+    if not (math.isfinite(value) and above and below):
+        if high is None:
+            allowed = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            allowed = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
+                       f"{')' if high_open else ']'}")
+        raise UserError(f"{name} must be a finite number {allowed}, got {value:g}")
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -40,6 +40,7 @@ from tinyalex.metrics import (  # noqa: F401
     per_class_accuracy,
     topk_correct,
 )
+from tinyalex.text import escaped
 
 
 def default_split(spec) -> str:
@@ -63,6 +64,16 @@ def same_classes(image_set, meta: dict, spec) -> None:
         raise cli.UserError(f"the classes of {spec} differ from the checkpoint's ("
                             f"{class_difference(image_set.classes, meta['classes'])}): "
                             "use the data set the network was trained on")
+
+
+def data_spec(given, meta: dict, path) -> str:
+    """The data set to evaluate on: ``given`` (--data), else the one the checkpoint names."""
+    if given:
+        return given
+    if "data" not in meta:
+        raise cli.UserError(f"checkpoint {path} does not name the data set it was trained on: "
+                            "pass --data")
+    return meta["data"]
 
 
 def checkpoint_file(path) -> Path:
@@ -95,17 +106,13 @@ def load_trained(checkpoint_path, device: str = "auto", impl: str | None = None)
     """
     from tinyalex import checkpoint
     from tinyalex.backend import resolve_device
-    from tinyalex.model import AlexNet, AlexNetConfig
+    from tinyalex.model import AlexNet
 
     checkpoint_path = checkpoint_file(checkpoint_path)
-    arrays, meta = checkpoint.load(checkpoint_path)
-    config = AlexNetConfig.from_dict(meta["config"])
+    # every shape, dtype, value and metadata field checked before the network is built
+    config, arrays, meta = checkpoint.load_checked(checkpoint_path)
     net = AlexNet(config, seed=0, impl=impl or "auto")
-    for name in net.params:
-        if name not in arrays.get("param", {}):
-            raise checkpoint.CheckpointError(f"{checkpoint_path} lacks parameter {name}: it "
-                                             "is damaged; use another checkpoint")
-        net.params[name] = arrays["param"][name].astype(np.float32)
+    net.params = {name: arrays["param"][name] for name in net.params}
     net.to(resolve_device(device))  # a SettingError is one line (cli.run)
     return net, arrays["data"], meta
 
@@ -140,6 +147,7 @@ def format_report(result: dict, classes: list[str], max_rows: int = 30) -> list[
     """Lines of per-class accuracy and, for up to 20 classes, the confusion matrix."""
     confusion = result["confusion"]
     accuracy = per_class_accuracy(confusion)
+    classes = [escaped(name, 40) for name in classes]  # names from files: shown, not obeyed
     width = max(len(c) for c in classes)
     order = range(len(classes))
     lines = ["per-class top-1 (correct / images):"]
@@ -170,9 +178,9 @@ def main(argv=None) -> int:
     cli.positive("--batch-size", args.batch_size)
     path = checkpoint_file(args.checkpoint)
     net, stats, meta = load_trained(path, args.device, args.impl)
-    spec = args.data or meta["data"]
+    spec = data_spec(args.data, meta, path)
     name = args.split or default_split(spec)
-    split = open_split(spec, name, net.config.image_size, meta["seed"])
+    split = open_split(spec, name, net.config.image_size, meta.get("seed", 0))
     same_classes(split, meta, spec)
     result = evaluate(net, split, stats, args.batch_size, ten_crop=args.ten_crop)
     mode = "ten-crop" if args.ten_crop else "centre crop"

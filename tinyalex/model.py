@@ -237,15 +237,11 @@ def layer_shapes(config: AlexNetConfig) -> list[tuple[str, tuple[int, ...], int,
     return rows
 
 
-def init_params(config: AlexNetConfig, seed: int = 0, dtype=np.float32) -> dict:
-    """Fresh NumPy parameters: ``{name.w, name.b}`` for every conv and fc step (section 5).
-
-    Conv weights are (F, C // groups, KH, KW), fc weights (out, in).
-    """
-    if config.init not in ("paper", "he"):
-        raise ValueError(f"unknown init {config.init!r}: use 'paper' or 'he'")
-    rng = np.random.default_rng(seed)
-    params = {}
+def param_shapes(config: AlexNetConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter, from the config alone: ``{name.w, name.b}`` for every
+    conv and fc step, in the network's order. Conv weights are (F, C // groups, KH, KW), fc
+    weights (out, in), biases (F,) or (out,)."""
+    shapes = {}
     conv_specs = iter(config.convs)
     previous = (config.in_channels, config.input_size, config.input_size)  # input of the step
     for name, shape, _, _ in layer_shapes(config):
@@ -257,15 +253,28 @@ def init_params(config: AlexNetConfig, seed: int = 0, dtype=np.float32) -> dict:
         else:
             previous = shape
             continue
+        shapes[f"{name}.w"], shapes[f"{name}.b"] = w_shape, (w_shape[0],)
+        previous = shape
+    return shapes
+
+
+def init_params(config: AlexNetConfig, seed: int = 0, dtype=np.float32) -> dict:
+    """Fresh NumPy parameters of the shapes ``param_shapes`` gives (section 5)."""
+    if config.init not in ("paper", "he"):
+        raise ValueError(f"unknown init {config.init!r}: use 'paper' or 'he'")
+    rng = np.random.default_rng(seed)
+    params = {}
+    last = f"fc{len(config.convs) + len(config.hidden) + 1}.w"
+    for name, w_shape in param_shapes(config).items():
+        if name.endswith(".b"):
+            bias = 1.0 if name[:-2] in config.bias_one else 0.0
+            params[name] = np.full(w_shape, bias, dtype=dtype)
+            continue
         fan_in = int(np.prod(w_shape[1:]))
-        last = name == f"fc{len(config.convs) + len(config.hidden) + 1}"
         # "he" keeps the paper's N(0, 0.01^2) for the classifier fc8: near-uniform first
         # predictions (loss ~ ln(classes)), so the first large gradients do not kill ReLUs.
-        std = 0.01 if config.init == "paper" or last else np.sqrt(2.0 / fan_in)
-        params[f"{name}.w"] = (rng.standard_normal(w_shape) * std).astype(dtype)
-        bias = 1.0 if name in config.bias_one else 0.0
-        params[f"{name}.b"] = np.full(w_shape[0], bias, dtype=dtype)
-        previous = shape
+        std = 0.01 if config.init == "paper" or name == last else np.sqrt(2.0 / fan_in)
+        params[name] = (rng.standard_normal(w_shape) * std).astype(dtype)
     return params
 
 

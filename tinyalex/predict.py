@@ -11,7 +11,10 @@ top-1; last.npz when no epoch has finished); the output names the file used. Eac
 through the same preprocessing as the validation images (shorter side to the preset's image
 size, central square, centre crop, the training mean subtracted) and the top classes are
 printed with their softmax probabilities, or written as CSV (path, rank, class,
-probability) or JSON with --csv / --json (a file name, or - for standard output).
+probability) or JSON with --csv / --json (a file name, or - for standard output). A --csv or
+--json file is checked before any work (a folder, a missing or unwritable folder is one line)
+and written atomically: a failure leaves the previous file whole. Names from files (image
+paths, class names) are printed with control characters escaped, and written as UTF-8.
 Files found in folders or by patterns that are not readable images are skipped and
 counted; a file named on its own that is not an image is an error.
 """
@@ -24,9 +27,9 @@ import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see 
 # isort: on
 
 import argparse
-import contextlib
 import csv
 import glob
+import io
 import json
 import sys
 from pathlib import Path
@@ -34,11 +37,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tinyalex import cli, data
+from tinyalex import cli, data, storage
 from tinyalex.backend import to_device, to_numpy
 from tinyalex.data.decode import describe_error
 from tinyalex.evaluate import checkpoint_file, describe_checkpoint, load_trained
 from tinyalex.layers import softmax
+from tinyalex.text import escaped
 
 BATCH = 64  # images decoded and classified at a time (memory stays small for big folders)
 
@@ -55,8 +59,10 @@ def image_files(arguments: list[str]) -> list[tuple[Path, bool]]:
     for argument in arguments:
         path = Path(argument).expanduser()
         if path.is_dir():
+            # not only regular files: a FIFO named .png is listed, then skipped and reported
+            # (load_image never opens it)
             files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in extensions)
+                           if not p.is_dir() and p.suffix.lower() in extensions)
             if not files:
                 raise cli.UserError(f"{argument} is a folder without image files: pass image "
                                     "files, a folder of images or a quoted pattern")
@@ -111,7 +117,9 @@ def classify(net, stats: dict, files: list[tuple[Path, bool]], top: int):
         except data.DataError as e:
             if named:
                 raise
-            skipped.append((str(path), describe_error(e.__cause__) if e.__cause__ else str(e)))
+            reason = (describe_error(e.__cause__) if e.__cause__ else
+                      "not a regular file" if path.exists() else str(e))
+            skipped.append((str(path), reason))
         if len(batch) == BATCH:
             flush()
     flush()
@@ -142,17 +150,38 @@ def parse_args(argv):
     return build_parser().parse_args(argv)
 
 
-def _open(target: str):
-    """A file to write to: standard output for "-" (left open afterwards)."""
-    return contextlib.nullcontext(sys.stdout) if target == "-" else open(target, "w", newline="")
+def check_destinations(args) -> None:
+    """A one-line UserError, before any work, when --csv or --json cannot be written: a
+    folder, a missing folder, a folder that cannot be written (tried with a temporary file)."""
+    if args.csv == "-" and args.json == "-":
+        raise cli.UserError("--csv - and --json - both want standard output: send one of "
+                            "them to a file")
+    for option, target in (("--csv", args.csv), ("--json", args.json)):
+        problem = target not in (None, "-") and storage.file_problem(target)
+        if problem:
+            raise cli.UserError(f"{option} {escaped(target)}: {escaped(problem)}: name a file "
+                                "in a folder you can write")
+
+
+def write_text(target: str, text: str) -> None:
+    """Write ``text`` to standard output ("-") or, atomically, to the file ``target`` (a
+    failure leaves the previous file as it was). UTF-8; a character that has no UTF-8 form
+    (the undecodable bytes of a file name, which Python holds as lone surrogates) is written
+    as its escape, \\udcXX, so writing never fails half way."""
+    data = text.encode("utf-8", "backslashreplace")
+    if target == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with storage.atomic_file(target, "wb", fix="name another --csv / --json file") as f:
+        f.write(data)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     cli.positive("--top", args.top)
-    if args.csv == "-" and args.json == "-":
-        raise cli.UserError("--csv - and --json - both want standard output: send one of "
-                            "them to a file")
+    check_destinations(args)  # before anything is read or classified
     files = image_files(args.images)
     path = checkpoint_file(args.checkpoint)
     net, stats, meta = load_trained(path, args.device)
@@ -164,16 +193,17 @@ def main(argv=None) -> int:
     results, skipped = classify(net, stats, files, top)
     if args.csv is None and args.json is None:
         for image, ranked in results:
-            print(image)
+            print(escaped(image, None))  # names from files: escape codes shown, not obeyed
             for rank, (c, prob) in enumerate(ranked, start=1):
-                print(f"  {rank}. {classes[c]:<24} {100 * prob:6.2f}%")
+                print(f"  {rank}. {escaped(classes[c]):<24} {100 * prob:6.2f}%")
     if args.csv is not None:
-        with _open(args.csv) as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "rank", "class", "probability"])
-            for image, ranked in results:
-                for rank, (c, prob) in enumerate(ranked, start=1):
-                    writer.writerow([str(image), rank, classes[c], f"{prob:.6f}"])
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(["path", "rank", "class", "probability"])
+        for image, ranked in results:
+            for rank, (c, prob) in enumerate(ranked, start=1):
+                writer.writerow([str(image), rank, classes[c], f"{prob:.6f}"])
+        write_text(args.csv, table.getvalue())
     if args.json is not None:
         document = {"checkpoint": str(path), "classes": classes,
                     "predictions": [{"path": str(image),
@@ -181,12 +211,11 @@ def main(argv=None) -> int:
                                              for c, prob in ranked]}
                                     for image, ranked in results],
                     "skipped": [{"path": p, "reason": r} for p, r in skipped]}
-        with _open(args.json) as f:
-            json.dump(document, f, indent=1)
-            f.write("\n")
+        write_text(args.json, json.dumps(document, indent=1) + "\n")
     for target, kind in ((args.csv, "CSV"), (args.json, "JSON")):
         if target not in (None, "-"):
-            print(f"wrote {kind} predictions of {len(results)} images to {target}", file=notes)
+            print(f"wrote {kind} predictions of {len(results)} images to {escaped(target)}",
+                  file=notes)
     if skipped:
         print(data.format_skipped(skipped), file=sys.stderr)
     return 0

@@ -84,7 +84,8 @@ class NonFiniteLoss(RuntimeError):
 def default_milestones(epochs: int) -> list[int]:
     """The step schedule's milestones for a run of ``epochs``: 70% and 90% of it, rounded
     half up, kept only where a later epoch exists to use the lower rate (none for 1 epoch)."""
-    return sorted({int(f * epochs + 0.5) for f in MILESTONE_FRACTIONS} & set(range(1, epochs)))
+    return sorted(m for m in {int(f * epochs + 0.5) for f in MILESTONE_FRACTIONS}
+                  if 1 <= m < epochs)  # (no set of every epoch: --epochs may be huge)
 
 
 def default_preset(spec) -> str:

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -96,6 +97,50 @@ def check_room(folder, need: int, what: str, fix: str) -> None:
                             f"{human(free)} free: free space there, or {fix}")
 
 
+def folder_problem(folder) -> str | None:
+    """What stops ``folder`` from being used as a folder to write in (None: nothing, as far
+    as can be told without writing): it is a file, a part of its path is a file, or a folder
+    above it cannot be read. Looked at before any work, so that a bad location is one line at
+    the start, not an error after an hour of decoding or training."""
+    folder = Path(folder).absolute()
+    for path in (folder, *folder.parents):
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # EACCES: a folder above cannot be searched; ENOTDIR: a file
+            if e.errno == errno.ENOTDIR:
+                continue
+            return f"{path} cannot be looked into ({(e.strerror or str(e)).lower()})"
+        if not stat.S_ISDIR(mode):
+            return f"{path} is a file, not a folder" if stat.S_ISREG(mode) else \
+                f"{path} is not a folder"
+        return None
+    return None
+
+
+def file_problem(path) -> str | None:
+    """What stops ``path`` from being written (atomically, by ``atomic_file``), tried now by
+    creating and removing a temporary file beside it; None when nothing does. The folder must
+    exist: a file name's folder is not made for it."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder: name a file"
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file"
+    folder = path.parent
+    if not folder.is_dir():
+        return folder_problem(folder) or f"the folder {folder} does not exist: create it first"
+    probe = folder / f"{temp_prefix(path.name)}probe"
+    try:
+        with open_for_writing(probe, "xb"):  # as every write is opened (and fault tests fail it)
+            pass
+        probe.unlink()
+    except OSError as e:
+        return f"cannot write in {folder} ({(e.strerror or str(e)).lower()})"
+    return None
+
+
 def open_for_writing(path, mode: str = "wb"):
     """``open(path, mode)``: every file tinyalex writes is opened here (see the docstring)."""
     return open(path, mode, newline="" if "b" not in mode else None)  # noqa: SIM115
@@ -119,6 +164,11 @@ def _host() -> str:
 def temp_prefix(name: str) -> str:
     """The start of a temporary name for ``name``: ``.tmp-<pid>@<host>-<name>-``."""
     return f".tmp-{os.getpid()}@{_host()}-{name}-"
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary name this module gives (``temp_prefix``)."""
+    return _TEMP.match(name) is not None
 
 
 def _alive(pid: int) -> bool:

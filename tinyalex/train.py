@@ -10,13 +10,14 @@ It first prints the hyperparameters in force and what computes them. Each epoch:
 SGD over shuffled, augmented mini-batches (section 5), a progress bar, then validation
 top-1/top-5 on centre crops. The run folder gets ``metrics.csv``, ``curves.png`` and two
 checkpoints, ``last.npz`` (every epoch) and ``best.npz`` (best val top-1), written
-atomically; a folder that already holds a run is refused (continue it with --resume, or
-pick a new --out). Ctrl-C stops after the current step and saves ``last.npz`` including the
-position inside the epoch; ``--resume`` then continues as if never stopped: the weights are
-bit-identical to an uninterrupted run's (batches depend only on the seed and the epoch, and
-the dropout masks on the seed and the step counter, which is saved). A second Ctrl-C stops
-at once, keeping the last saved state. After every epoch a check warns, in one line, when
-the network stops learning from its input (and once more if it dies).
+atomically; a folder that already holds a run is refused (continue it with --resume, or pick
+a new --out), and so is one that another training holds: a run claims its folder before any
+work (tinyalex.runfolder). Ctrl-C stops after the current step and saves ``last.npz``
+including the position inside the epoch; ``--resume`` then continues as if never stopped:
+the weights are bit-identical to an uninterrupted run's (batches depend only on the seed and
+the epoch, and the dropout masks on the seed and the step counter, which is saved). A second
+Ctrl-C stops at once, keeping the last saved state. After every epoch a check warns, in one
+line, when the network stops learning from its input (and once more if it dies).
 
 This file is the command line and the loop; the run itself (network, optimiser, data, one
 step, one epoch, checkpoints) is the library class ``tinyalex.run.Run``, the folder's rules
@@ -38,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from tinyalex import checkpoint, cli, distributed, storage
+from tinyalex import checkpoint, cli, distributed, runfolder, storage
 from tinyalex.cli import rate_text
 from tinyalex.dead_network import SILENT, dead_warning
 from tinyalex.model import PRESETS
@@ -119,8 +120,13 @@ def check_args(args) -> None:
     cli.positive("--epochs", args.epochs)
     cli.positive("--batch-size", args.batch_size)
     cli.positive("--num-workers", args.num_workers, minimum=0)
-    if args.lr is not None and not args.lr > 0:
-        raise cli.UserError(f"--lr must be > 0, got {args.lr}")
+    cli.positive("--patience", args.patience, minimum=0)
+    for milestone in args.milestones or ():
+        cli.positive("--milestones", milestone)
+    cli.integer_in("--seed", args.seed, 0, 2**32 - 1)  # what NumPy's generators accept
+    cli.finite("--lr", args.lr, 0, low_open=True)
+    cli.finite("--momentum", args.momentum, 0, 1, high_open=True)
+    cli.finite("--weight-decay", args.weight_decay, 0)
     if args.resume:
         fixed = [name for name in ("batch_size", "lr", "momentum", "weight_decay", "init",
                                    "schedule", "milestones", "patience", "seed")
@@ -145,9 +151,11 @@ def main(argv=None) -> int:
 
 def training(args, Runner=Run) -> int:
     """The training program after its arguments are checked. Runner: Run, or one of its
-    parallel subclasses (tinyalex.distributed)."""
-    run = out = None
-    created = False
+    parallel subclasses (tinyalex.distributed). The run folder is claimed
+    (tinyalex.runfolder) before any data is read, by the one process that writes it, and
+    released at the end whatever happens."""
+    run = out = claim = None
+    writer = (distributed.launcher() or (0, 1))[0] == 0  # rank 0 writes; others never claim
     try:
         if args.resume:
             arrays, meta, folder = resume_source(args.resume)
@@ -157,16 +165,23 @@ def training(args, Runner=Run) -> int:
                 print(message, flush=True)
                 return 0
             out = Path(args.out) if args.out else folder
+            claim = runfolder.claim(out) if writer else None
             if out.resolve() != folder.resolve():
                 refuse_run_folder(out, resume_hint=False)
+            else:
+                runfolder.refuse_older(args.resume, meta, folder)
             run = Runner(args, resume=(arrays, meta))
         else:
-            out = Path(args.out) if args.out else default_out()
-            refuse_run_folder(out)
+            named = args.out and not getattr(args, "out_is_default", False)
+            if named or not writer:
+                out = Path(args.out) if args.out else default_out()
+                claim = runfolder.claim(out) if writer else None
+                refuse_run_folder(out)
+            else:  # runs/<timestamp>, or -2, -3, ... when another run has it
+                claim = runfolder.claim_new(Path(args.out) if args.out else default_out())
+                out = claim.folder
             run = Runner(args)
         check_room(run, out)  # before anything is written or trained
-        created = not out.exists()
-        out.mkdir(parents=True, exist_ok=True)
         return train(run, out)
     except storage.WriteError as e:
         if run is not None:  # (a failed write to the data cache has its own way out)
@@ -177,11 +192,12 @@ def training(args, Runner=Run) -> int:
             print(f"\ninterrupted at once: the step in progress was dropped; "
                   f"{out / 'last.npz'} keeps {position(*run.saved)}: continue with --resume "
                   f"{out}", file=sys.stderr, flush=True)
-        else:
-            if created and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()  # nothing of this run was written: leave no empty folder
+        else:  # (the claim's release removes the folder it made: nothing was written)
             print("\ninterrupted before anything was saved", file=sys.stderr, flush=True)
         return cli.EXIT_INTERRUPTED
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 def train(run: Run, out: Path) -> int:
@@ -271,7 +287,7 @@ def settings_line(run: Run) -> str:
 def resume_source(path: str):
     """(arrays, meta, run folder) of a --resume argument (a run folder: its last.npz, or a
     .npz)."""
-    arrays, meta = checkpoint.load(path)
+    _, arrays, meta = checkpoint.load_checked(path, resume=True)  # validated before use
     folder = Path(path) if Path(path).is_dir() else Path(path).parent
     return arrays, meta, folder
 

@@ -40,6 +40,7 @@ import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see 
 
 import argparse
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tinyalex.storage import atomic_file
+from tinyalex.text import escaped
 
 # --- learning curves ------------------------------------------------------------------------
 
@@ -454,8 +456,10 @@ def cmd_neighbours(args) -> Path:
 
     for name in ("queries", "neighbours", "max_train"):
         cli.positive("--" + name.replace("_", "-"), getattr(args, name))
-    net, stats, meta, _ = _load(args)
-    spec = args.data or meta["data"]
+    from tinyalex.evaluate import data_spec
+
+    net, stats, meta, path = _load(args)
+    spec = data_spec(args.data, meta, path)
     train, val = data.open_splits(spec, net.config.image_size, seed=meta.get("seed", 0))
     if len(val) == 0:
         raise data.DataError(f"{spec} has no validation images to query: add a val/ folder")
@@ -485,11 +489,11 @@ def cmd_featuremaps(args) -> Path:
 def _evaluated_split(args, keep_answers: bool = False):
     """(net, result of ``evaluate`` on the split ``args.split`` names, the split, meta)."""
     from tinyalex import cli
-    from tinyalex.evaluate import default_split, evaluate, open_split, same_classes
+    from tinyalex.evaluate import data_spec, default_split, evaluate, open_split, same_classes
 
     cli.positive("--batch-size", args.batch_size)
-    net, stats, meta, _ = _load(args)
-    spec = args.data or meta["data"]
+    net, stats, meta, path = _load(args)
+    spec = data_spec(args.data, meta, path)
     args.split = args.split or default_split(spec)
     split = open_split(spec, args.split, net.config.image_size, meta.get("seed", 0))
     same_classes(split, meta, spec)
@@ -562,17 +566,78 @@ def cmd_mistakes(args) -> Path:
     return save_png(figure, args.out or _default_out(args.checkpoint, "mistakes.png"))
 
 
+CURVE_COLUMNS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1")  # val_top5: optional
+MAX_METRICS_BYTES = 64 * 2**20  # a run writes about 100 bytes per epoch
+
+
+def read_metrics(metrics: Path) -> list[dict]:
+    """The rows of a run's metrics.csv as numbers (val_top5 None where empty), checked: a
+    regular file of bounded size, UTF-8, the columns the curves need, one row per epoch with
+    increasing whole epoch numbers, finite values, accuracies in [0, 1]. Anything else is a
+    one-line UserError naming the file, the line and what is wrong."""
+    from tinyalex.cli import UserError
+
+    def bad(problem: str):
+        return UserError(f"{metrics} {problem}: it is not a metrics.csv as `python -m "
+                         "tinyalex.train` writes it (resume the run to rewrite it)")
+
+    if not metrics.exists():
+        raise UserError(f"{metrics} does not exist: pass --run with a run folder written by "
+                        "`python -m tinyalex.train`")
+    if not metrics.is_file():
+        raise bad("is not a regular file")
+    if metrics.stat().st_size > MAX_METRICS_BYTES:
+        raise bad(f"is larger than {MAX_METRICS_BYTES} bytes")
+    try:
+        with open(metrics, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise bad(f"lacks the column{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise bad(f"cannot be read as CSV ({type(e).__name__})") from None
+    if not rows:
+        raise bad("has no epoch")
+    history = []
+    for line, row in enumerate(rows, start=2):
+        numbers = {}
+        for key in (*CURVE_COLUMNS, "val_top5"):
+            text = row.get(key)
+            if key == "val_top5" and text in (None, ""):
+                numbers[key] = None
+                continue
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                shown = "missing" if text is None else repr(escaped(text, 40))
+                raise bad(f"line {line}: {key} is {shown}, not a number") from None
+            ok = math.isfinite(value) and (not key.endswith(("top1", "top5")) or
+                                           0 <= value <= 1)
+            if not ok:
+                raise bad(f"line {line}: {key} {value} is out of range")
+            numbers[key] = value
+        previous = history[-1]["epoch"] if history else 0
+        if numbers["epoch"] != int(numbers["epoch"]) or numbers["epoch"] <= previous:
+            raise bad(f"line {line}: epoch {numbers['epoch']:g} does not follow epoch "
+                      f"{previous:g}")
+        history.append(numbers)
+    return history
+
+
 def cmd_curves(args) -> Path:
+    from tinyalex import storage
     from tinyalex.cli import UserError
 
     metrics = Path(args.run) / "metrics.csv"
-    if not metrics.is_file():
-        raise UserError(f"{metrics} does not exist: pass --run with a run folder written by "
-                        "`python -m tinyalex.train`")
-    with open(metrics, newline="") as f:
-        history = [{k: float(v) if v != "" else None for k, v in row.items()}
-                   for row in csv.DictReader(f)]
-    return plot_learning_curves(history, args.out or Path(args.run) / "curves.png")
+    history = read_metrics(metrics)  # checked before anything is drawn or written
+    out = Path(args.out) if args.out else Path(args.run) / "curves.png"
+    problem = storage.file_problem(out)
+    if problem:
+        raise UserError(f"cannot write the curves to {out}: {problem}: pass --out a PNG file "
+                        "in a folder you can write")
+    return plot_learning_curves(history, out)
 
 
 CHECKPOINT_HELP = ("a .npz checkpoint, or a run folder: its best.npz (best val top-1; "

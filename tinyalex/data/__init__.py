@@ -40,10 +40,17 @@ from tinyalex.data.cifar import open_cifar10
 from tinyalex.data.decode import load_image
 from tinyalex.data.folder import open_folder
 from tinyalex.data.idx import open_idx, parse_spec
-from tinyalex.data.imageset import DataError, ImageSet, cache_root, class_difference
+from tinyalex.data.imageset import (
+    DataError,
+    ImageSet,
+    cache_root,
+    check_cache_root,
+    class_difference,
+)
 from tinyalex.data.loader import BatchLoader
 from tinyalex.data.stats import compute_stats
 from tinyalex.data.synthetic import builtin_dataset
+from tinyalex.text import escaped
 
 __all__ = ["BatchLoader", "DataError", "ImageSet", "builtin_dataset", "cache_root",
            "canonical_spec", "center_crop_batch", "center_offset", "class_difference",
@@ -60,7 +67,8 @@ def _stderr(message: str) -> None:
 
 def format_skipped(skipped: list[tuple[str, str]], first: int = 5) -> str:
     """One report line: how many files were skipped, and the first few with their reasons."""
-    shown = "; ".join(f"{path} ({reason})" for path, reason in skipped[:first])
+    shown = "; ".join(f"{escaped(path, None)} ({escaped(reason)})"
+                      for path, reason in skipped[:first])
     more = f"; ... and {len(skipped) - first} more" if len(skipped) > first else ""
     return f"skipped {len(skipped)} file(s) that could not be decoded: {shown}{more}"
 
@@ -108,6 +116,7 @@ def open_splits(spec, image_size: int, cache_dir=None, val_fraction: float = 0.1
     Raises DataError (one line, with the fix) on unusable data.
     """
     spec = "builtin" if spec is None else os.fspath(spec)
+    check_cache_root(cache_dir)  # a bad TINYALEX_CACHE is one line now, not after decoding
     if spec == "builtin":
         root = builtin_dataset(cache_dir, seed=0, log=log)   # fixed set; ``seed`` is the run's
         train, val = open_folder(root, image_size, cache_dir, val_fraction, seed, workers, log)
@@ -135,4 +144,5 @@ def open_test_split(spec, image_size: int, cache_dir=None, val_fraction: float =
     if not has_test_split(spec):
         raise DataError(f"data set {spec} has no separate test set (fashion-mnist and "
                         "mnist:PATH do): use its val split")
+    check_cache_root(cache_dir)
     return open_idx(os.fspath(spec), image_size, cache_dir, val_fraction, seed, log)["test"]

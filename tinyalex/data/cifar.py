@@ -62,6 +62,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = _SafeUnpickler(f, encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except OverflowError:  # a label beyond int64 (10**30)
+        raise DataError(f"{path} has labels far outside the classes' range: re-extract "
+                        "cifar-10-python.tar.gz") from None
     except (OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as err:
         raise DataError(f"{path} is not a CIFAR-10 python batch ({type(err).__name__}: {err}): "
                         "re-extract cifar-10-python.tar.gz") from err

@@ -92,8 +92,10 @@ def load_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
 
     Raises DataError (one line, with the fix) when the file cannot be read as an image.
     """
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise DataError(f"image {path} does not exist: pass the path of an image file")
+    if not os.path.isfile(path):  # a FIFO, a socket or a device: never opened (it may block)
+        raise DataError(f"image {path} is not a regular file: pass the path of an image file")
     try:
         return decode(path, image_size)
     except Exception as err:   # any decoder failure means "not a usable image"

@@ -25,8 +25,9 @@ checksum of meta.json, every file's size against meta.json's, the labels' checks
 entry (a crash of the machine, a copy gone wrong) is decoded again, with one line saying so.
 
 Files that Pillow cannot decode (truncated, not an image, an HTML page saved as .jpg, a
-stray .txt) are skipped and listed in ``ImageSet.skipped``; names starting with "." (.DS_Store,
-editor files) are ignored without a report.
+stray .txt) are skipped and listed in ``ImageSet.skipped``, and so are entries that are not
+regular files (a FIFO, a socket, a device: only regular files are ever opened); names
+starting with "." (.DS_Store, editor files) are ignored without a report.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +50,8 @@ from tinyalex.data.imageset import DataError, ImageSet, atomic_directory, cache_
 from tinyalex.storage import durable_file, temp_prefix
 
 CACHE_VERSION = 2   # bump when decoding or the layout changes, so old caches are not reused
-CACHE_FORMAT = f"tinyalex-decoded-v{CACHE_VERSION}"
+CACHE_MARK = "tinyalex-decoded-v"  # meta.json's format starts so: the entry is tinyalex's
+CACHE_FORMAT = f"{CACHE_MARK}{CACHE_VERSION}"
 
 
 def find_classes(split_dir: Path) -> list[str]:
@@ -128,6 +131,8 @@ def _ordered_map(fn, items, workers: int, window: int = 256):
 def _decode_or_reason(args):
     path, size = args
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open forever
+            return None, "not a regular file"
         return decode(path, size), None
     except Exception as err:   # any decoder failure: the file is skipped and reported
         return None, describe_error(err)
@@ -165,13 +170,16 @@ def remove_stale_caches(fresh: Path, log=None) -> None:
     meta = json.loads((fresh / "meta.json").read_text())
     same = ("source", "image_size", "split")
     for other in fresh.parent.iterdir():
-        if other == fresh or other.name.startswith(".") or not (other / "meta.json").is_file():
+        if other == fresh or other.name.startswith(".") or other.is_symlink() or \
+                not (other / "meta.json").is_file():
             continue
         try:
             other_meta = json.loads((other / "meta.json").read_text())
         except (OSError, ValueError):
             continue
-        if all(other_meta.get(key) == meta.get(key) for key in same):
+        ours = isinstance(other_meta, dict) and \
+            str(other_meta.get("format", "")).startswith(CACHE_MARK)  # never a user's folder
+        if ours and all(other_meta.get(key) == meta.get(key) for key in same):
             shutil.rmtree(other, ignore_errors=True)
             if log:
                 log(f"removed the outdated cache {other}")

@@ -21,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyalex.storage import atomic_directory  # noqa: F401 (the data modules' import)
+from tinyalex.storage import (
+    atomic_directory,  # noqa: F401 (the data modules' import)
+    folder_problem,
+)
 
 
 class DataError(Exception):
@@ -70,6 +73,20 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "tinyalex"
+
+
+def check_cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_root``, checked before any data is read: a DataError (one line) when it is a
+    file, lies below a file, or below a folder that cannot be looked into. (A folder that
+    cannot be written is found when the first entry is built, before any decoding.)"""
+    root = cache_root(cache_dir)
+    problem = folder_problem(root)
+    if problem:
+        source = "the cache folder" if cache_dir is not None else (
+            "TINYALEX_CACHE" if os.environ.get("TINYALEX_CACHE") else "the default cache")
+        raise DataError(f"{source} {root} cannot be used: {problem}: set TINYALEX_CACHE to a "
+                        "folder you can write")
+    return root
 
 
 def class_difference(found: list[str], expected: list[str], limit: int = 5) -> str:

@@ -37,6 +37,7 @@ from tinyalex import storage
 from tinyalex.data.imageset import atomic_directory, cache_root
 
 VERSION = 4
+GENERATOR = "tinyalex.data.synthetic"  # dataset.json names it: the folder is tinyalex's
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring", "crescent", "arrow", "heart",
            "hourglass")
 IMAGE_SIZE = 72     # generated side; the mini preset crops its input from this
@@ -278,7 +279,7 @@ def builtin_dataset(root: str | os.PathLike | None = None, seed: int = 0, *,
         os.sync()  # the images reach the disk before the file that marks them complete
         with storage.durable_file(tmp / "dataset.json", "w") as f:
             f.write(json.dumps(
-                {"generator": f"tinyalex.data.synthetic v{VERSION}", "seed": seed,
+                {"generator": f"{GENERATOR} v{VERSION}", "seed": seed,
                  "classes": list(CLASSES), "image_size": size, "train_per_class": n_train,
                  "val_per_class": n_val}, indent=1) + "\n")
     return final

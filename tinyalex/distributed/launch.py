@@ -146,6 +146,7 @@ def run(args, training) -> int:
             with comm.together("naming the run folder"):
                 args.out = comm.world.bcast(str(default_out()) if comm.rank == 0 else None,
                                             root=0)
+            args.out_is_default = True  # rank 0 may claim runs/<timestamp>-2 (runfolder)
         code = training(args, functools.partial(runner, comm=comm))
     except ParallelStop as stop:  # another rank stopped: this one has nothing to add
         return finish(comm, stop.statuses)
