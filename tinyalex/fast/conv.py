@@ -17,13 +17,18 @@ OpenBLAS, AlexNet's shapes):
   splits a product with the larger output axis first better across the cores).
 - ``conv_weight_grads`` skips the input gradient entirely (conv1: the images need none);
   it was the costliest part of conv1's backward.
+- With the compiled kernels (``compiled.py``) im2col and col2im are C loops over the
+  images of a chunk: im2col never builds the padded copy (each output row is zeros, a
+  strided copy, zeros), col2im adds the kh * kw column rows of one (H, W) plane while the
+  plane stays in the L1 cache. Measured on the paper net, batch 32, one core: see
+  docs/speed.md.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinyalex.fast import workspace
+from tinyalex.fast import compiled, workspace
 from tinyalex.fast.parallel import for_each_chunk
 from tinyalex.layers._checks import check_conv_args, check_same_shape
 from tinyalex.layers.conv import conv_output_size
@@ -45,6 +50,20 @@ def _windows(x, kh: int, kw: int, stride: int, pad: int):
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
     """Equals ``tinyalex.layers.im2col``: x (N, C, H, W) -> cols (C*kh*kw, N*OH*OW)."""
+    kernels = compiled.for_arrays(x)
+    if kernels is not None:
+        N, C, H, W = x.shape
+        OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+        cols = workspace.empty((C * kh * kw, N * OH * OW), x.dtype)
+
+        def copy_compiled(images):  # the columns of these images: cols[:, first*P:]
+            first, count = compiled.span(images, N)
+            kernels.im2col(compiled.address(x, first),
+                           cols.ctypes.data + first * OH * OW * cols.itemsize, cols.shape[1],
+                           count, C, H, W, kh, kw, stride, pad, OH, OW)
+
+        for_each_chunk(copy_compiled, x)
+        return cols
     windows = _windows(x, kh, kw, stride, pad)
     cols = workspace.empty(windows.shape, x.dtype)
 
@@ -64,6 +83,19 @@ def _col2im_into(out, cols, x_shape, kh: int, kw: int, stride: int, pad: int):
     """
     N, C, H, W = x_shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+    kernels = compiled.for_arrays(cols)
+    if kernels is not None and out.strides[1:] == (H * W * out.itemsize, W * out.itemsize,
+                                                   out.itemsize):
+        # each image's channels are consecutive planes (out may be a group's channels)
+        def add_compiled(images):
+            first, count = compiled.span(images, N)
+            kernels.col2im(cols.ctypes.data + first * OH * OW * cols.itemsize,
+                           out.ctypes.data + first * out.strides[0], cols.shape[1],
+                           out.strides[0] // out.itemsize, count, C, H, W, kh, kw, stride,
+                           pad, OH, OW)
+
+        for_each_chunk(add_compiled, out)
+        return out
     cols6 = cols.reshape(C, kh, kw, N, OH, OW)
 
     def add_windows(images):  # dx of the images in slice `images`

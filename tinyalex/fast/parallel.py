@@ -27,7 +27,11 @@ CHUNK_BYTES = 1 << 20  # aim for about 1 MiB of input per chunk (fits a core's L
 
 
 def cpu_count() -> int:
-    """The CPU cores this process may use (its affinity mask, not the whole machine)."""
+    """The threads to use: ``$TINYALEX_THREADS`` when set (benchmarks/train_step.py sets it
+    with OpenBLAS's count), else the cores this process may use (its affinity mask)."""
+    wanted = os.environ.get("TINYALEX_THREADS", "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
