@@ -241,8 +241,13 @@ def blas_description() -> str:
 def measure(args, batch: int, threads: int) -> dict:
     """Run in a fresh process with every thread count set to ``threads``: alternate steps."""
     use_torch = not args.no_torch and torch_available()
+    from tinyalex.fast import compiled, parallel
+
     result = {"threads": threads, "load_start": os.getloadavg()[0],
-              "blas": blas_description(), "peak_gflops": matmul_peak_gflops(args.peak_size)}
+              "blas": blas_description(), "peak_gflops": matmul_peak_gflops(args.peak_size),
+              "tinyalex_threads": parallel.threads(),
+              "compiled": args.impl == "fast" and compiled.kernels(np.float32) is not None,
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
     tiny = TinyalexStep(args.preset, batch, args.impl)
     contenders = {"tinyalex": tiny}
     if use_torch:
@@ -288,6 +293,8 @@ def print_result(r: dict, flops: float, batch: int) -> dict:
           f"float32 product peak {r['peak_gflops']:.0f} GFLOP/s; load average "
           f"{r['load_start']:.2f} -> {r['load_end']:.2f}"
           + ("" if load < QUIET_LOAD else "  (NOT QUIET: figures taken under load)"))
+    print(f"  tinyalex {r['tinyalex_threads']} thread(s), compiled kernels "
+          f"{'on' if r['compiled'] else 'off'}; OMP_WAIT_POLICY={r['omp_wait_policy']}")
     if "torch" in r:
         print(f"  torch {r['torch']}; eval-mode loss tinyalex {r['losses'][0]:.6f}, "
               f"pytorch {r['losses'][1]:.6f}")
@@ -359,7 +366,9 @@ def main(argv=None):
           f"numpy {np.__version__}")
     busy = start_busy(args.busy)
     if busy:
-        print(f"--busy {args.busy}: started {args.busy} busy process(es) for the duration")
+        print(f"--busy {args.busy}: started {args.busy} busy process(es) (pid"
+              f"{'s' if len(busy) > 1 else ''} {' '.join(str(b.pid) for b in busy)}) for the "
+              "duration")
     flops = step_flops(get_config(args.preset), batch)
     ratios = {}
     try:
