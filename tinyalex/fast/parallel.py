@@ -13,7 +13,7 @@ helps twice:
 
 Each chunk writes only its own images' part of the outputs, so the threads never touch the
 same memory. The layer code stays the plain array code, written for any range of images;
-tests/test_speed_paths.py checks that the chunked result equals one whole-batch call.
+tests/test_fast.py checks that the chunked result equals one whole-batch call.
 Small arrays are not split.
 """
 
