@@ -241,12 +241,17 @@ def blas_description() -> str:
 def measure(args, batch: int, threads: int) -> dict:
     """Run in a fresh process with every thread count set to ``threads``: alternate steps."""
     use_torch = not args.no_torch and torch_available()
-    from tinyalex.fast import compiled, parallel
+    from tinyalex.fast import parallel
 
+    try:
+        from tinyalex.fast import compiled
+        built = compiled.kernels(np.float32) is not None
+    except ImportError:  # a tinyalex from before the compiled kernels (an A/B comparison)
+        built = False
     result = {"threads": threads, "load_start": os.getloadavg()[0],
               "blas": blas_description(), "peak_gflops": matmul_peak_gflops(args.peak_size),
-              "tinyalex_threads": parallel.threads(),
-              "compiled": args.impl == "fast" and compiled.kernels(np.float32) is not None,
+              "tinyalex_threads": parallel.cpu_count(),
+              "compiled": args.impl == "fast" and built,
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
     tiny = TinyalexStep(args.preset, batch, args.impl)
     contenders = {"tinyalex": tiny}
