@@ -128,3 +128,20 @@ def test_the_switch_forces_the_numpy_path_silently(tmp_path):
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert not (tmp_path / "tinyalex" / "fast").exists() or not list(
         (tmp_path / "tinyalex" / "fast").glob("*.so"))  # nothing was compiled
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_c_source(tmp_path):
+    """kernels.c is compiled on the user's machine, so an installed tinyalex must carry it."""
+    import shutil
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    source = tmp_path / "source"  # a copy, so that build/ and egg-info never land in the checkout
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("tinyalex-*.whl")
+    assert "tinyalex/fast/kernels.c" in zipfile.ZipFile(wheel).namelist()
