@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a pl
 from tinyalex import data  # noqa: E402
 from tinyalex.backend import get_array_module, gpu_available, gpu_problem, to_numpy  # noqa: E402
 from tinyalex.cuda import staging  # noqa: E402
-from tinyalex.evaluate import topk_correct  # noqa: E402
+from tinyalex.metrics import topk_correct  # noqa: E402
 from tinyalex.model import AlexNet, get_config  # noqa: E402
 from tinyalex.optim import SGD  # noqa: E402
+from tinyalex.run import Tally  # noqa: E402
 
 GOAL_VS_PYTORCH = 0.7  # tinyalex's training step / PyTorch's, float32, TF32 off
 GOAL_TRAIN_VS_STEP = 0.9  # train.py's rate / the step with the batch already on the GPU
@@ -117,7 +118,7 @@ def synthetic_loader(config, batch: int, steps: int, workers: int):
 def train_like_images_per_second(net: AlexNet, loader, warmup: int, staged: bool) -> float:
     """Images/s of train.py's loop over ``loader`` (wall time, ending with a synchronisation).
 
-    staged=True: tinyalex.cuda.staging's batches and Tally, as train.py does on a GPU.
+    staged=True: tinyalex.cuda.staging.gpu_batches and tinyalex.run.Tally, as a run does on a GPU.
     staged=False: float32 crops from the loader, copied every step, the loss and the top-1
     count read back every step (how train.py ran before staging).
     """
@@ -125,8 +126,8 @@ def train_like_images_per_second(net: AlexNet, loader, warmup: int, staged: bool
 
     optimizer = SGD(net.params, lr=0.01, impl=net.impl)
     classes = net.config.num_classes
-    tally = staging.Tally({"loss": 0.0, "correct": 0, "seen": 0}, lambda loss, batch: None)
-    batches = (staging.batches(loader, 0, "gpu", classes) if staged else loader.iterate())
+    tally = Tally({"loss": 0.0, "correct": 0, "seen": 0}, lambda loss, batch: None)
+    batches = (staging.gpu_batches(loader, 0, classes) if staged else loader.iterate())
     images, start = 0, None
     for i, (x, y) in enumerate(batches):
         if i == warmup:

@@ -16,7 +16,7 @@ time of the calling thread instead of the wall clock, which a loaded machine dis
 from __future__ import annotations
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 import argparse

@@ -14,7 +14,7 @@ global images per second and the bytes this rank sent per step (``Comm.sent_byte
 from __future__ import annotations
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS)
 
 # isort: on
 
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         from tinyalex.distributed.towers import TowerNet
 
         net = TowerNet(net, comm)
-    opt = SGD(net.params, 0.01, 0.9, 5e-4)
+    opt = SGD(net.params, 0.01, 0.9, 5e-4, impl=net.impl)
     if args.mode == "data":
         from tinyalex.distributed.data_parallel import GradientBucket, summed_gradients
 

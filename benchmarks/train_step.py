@@ -45,7 +45,7 @@ import os
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 import argparse

@@ -1,4 +1,4 @@
-"""Array-module dispatch, device selection, and the choice of implementation."""
+"""tinyalex.backend: array-module dispatch and the choice of device."""
 
 import subprocess
 import sys
@@ -61,51 +61,6 @@ def test_cupy_installed_without_a_gpu_says_so(monkeypatch):
         backend.gpu_problem.cache_clear()
     assert "CuPy 14.2.0 is installed but finds no usable CUDA GPU or driver" in problem
     assert "pip install" not in problem
-
-
-def test_kernel_mode_is_checked(monkeypatch):
-    monkeypatch.setenv("TINYALEX_KERNELS", "emulat")
-    with pytest.raises(backend.SettingError, match="TINYALEX_KERNELS='emulat' is not one of"):
-        backend.kernel_mode()
-
-
-@pytest.mark.parametrize("impl,dtype,kernels,expected", [
-    ("auto", np.float32, None, "fast"),
-    ("auto", np.float64, None, "fast"),
-    ("auto", np.float32, "emulate", "cuda"),
-    ("auto", np.float64, "emulate", "fast"),  # the kernels are float32 only
-    ("auto", np.float32, "off", "fast"),
-    ("textbook", np.float32, "emulate", "textbook"),  # an explicit choice wins
-    ("fast", np.float64, None, "fast"),
-    ("cuda", np.float32, None, "cuda"),  # NumPy arrays: the emulator
-    ("AUTO", np.float32, None, "fast"),
-])
-def test_resolve_impl_on_numpy(monkeypatch, impl, dtype, kernels, expected):
-    if kernels is None:
-        monkeypatch.delenv("TINYALEX_KERNELS", raising=False)
-    else:
-        monkeypatch.setenv("TINYALEX_KERNELS", kernels)
-    assert backend.resolve_impl(impl, np.zeros(1, dtype)) == expected
-
-
-def test_resolve_impl_refuses_what_cannot_run():
-    with pytest.raises(backend.SettingError, match="unknown implementation 'quick'"):
-        backend.resolve_impl("quick", np.zeros(1, np.float32))
-    with pytest.raises(backend.SettingError, match="runs float32 kernels"):
-        backend.resolve_impl("cuda", np.zeros(1, np.float64))
-
-
-def test_implementation_modules():
-    import tinyalex.cuda.layers
-    import tinyalex.fast
-    import tinyalex.layers
-
-    assert backend.implementation("textbook") is tinyalex.layers
-    assert backend.implementation("fast") is tinyalex.fast
-    assert backend.implementation("cuda") is tinyalex.cuda.layers
-    assert backend.describe_impl("fast", np.zeros(1)).startswith("fast (NumPy, ")
-    assert backend.describe_impl("textbook", np.zeros(1)) == "textbook (NumPy)"
-    assert "emulator" in backend.describe_impl("cuda", np.zeros(1, np.float32))
 
 
 def test_import_works_without_cupy():

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_tiny_folder
 from kernel_cases import rand, scaled_close
 
-from tinyalex import data, layers
+from tinyalex import data, layers, run
 from tinyalex.cuda import staging
 from tinyalex.model import AlexNet
 from tinyalex.optim import SGD
@@ -102,7 +102,7 @@ def test_staged_batches_equal_the_loaders_and_upload_uint8(fake_cupy, train):
     loader = data.BatchLoader(images, 6, 11, stats, train=train, seed=2)
     expected = list(loader.iterate())
     with cp.counting() as count:
-        staged = list(staging.batches(loader, 0, "gpu", num_classes=4))
+        staged = list(staging.gpu_batches(loader, 0, num_classes=4))
     assert count.reads == 0
     per_image = 15 * 15 * 3 + 3 * 4 + 3 * 4 + 8  # uint8 pixels, window, lighting, label
     assert count.uploads == 23 * per_image + 3 * 15 * 15 * 4  # + the mean image, once
@@ -112,20 +112,20 @@ def test_staged_batches_equal_the_loaders_and_upload_uint8(fake_cupy, train):
         np.testing.assert_array_equal(x.get().view(np.uint32), x_ref.view(np.uint32))
         np.testing.assert_array_equal(y.get(), y_ref)
     # from the middle of an epoch, as --resume does
-    (x, _), = list(staging.batches(loader, 3, "gpu", num_classes=4))
+    (x, _), = list(staging.gpu_batches(loader, 3, num_classes=4))
     np.testing.assert_array_equal(x.get(), expected[3][0])
 
 
 def test_staging_checks_labels_on_the_host_before_any_copy(fake_cupy):
     loader = data.BatchLoader(image_set(classes=4), 6, 11, data.compute_stats(image_set()))
     with fake_cupy.counting() as count, pytest.raises(ValueError, match=r"in \[0, 3\)"):
-        list(staging.batches(loader, 0, "gpu", num_classes=3))  # labels go up to 3
+        list(staging.gpu_batches(loader, 0, num_classes=3))  # labels go up to 3
     assert count.uploads == 3 * 15 * 15 * 4  # the mean image only: no batch left the host
 
 
 def test_the_cpu_path_is_the_loader_itself():
     loader = data.BatchLoader(image_set(), 6, 11, data.compute_stats(image_set()), seed=1)
-    for (x, y), (x_ref, y_ref) in zip(staging.batches(loader, 1, "cpu", 4),
+    for (x, y), (x_ref, y_ref) in zip(run.batches(loader, 1, "cpu", 4),
                                       list(loader.iterate(1)), strict=True):
         np.testing.assert_array_equal(x, x_ref)
         np.testing.assert_array_equal(y, y_ref)
@@ -138,7 +138,7 @@ def test_tally_reads_the_gpu_once_per_interval_and_adds_like_the_cpu(fake_cupy):
     corrects = rng.integers(0, 9, 120)
     checked = []
     sums_gpu = {"loss": 0.0, "correct": 0, "seen": 0}
-    tally = staging.Tally(sums_gpu, lambda loss, batch: checked.append(batch), every=50)
+    tally = run.Tally(sums_gpu, lambda loss, batch: checked.append(batch), every=50)
     with cp.counting() as count:
         fresh = [tally.add(cp.asarray(l), cp.asarray(c), 8, i + 1)
                  for i, (l, c) in enumerate(zip(losses, corrects, strict=True))]
@@ -146,7 +146,7 @@ def test_tally_reads_the_gpu_once_per_interval_and_adds_like_the_cpu(fake_cupy):
     tally.read()
     assert checked == list(range(1, 121))  # every step's loss was checked, in order
     sums_cpu = {"loss": 0.0, "correct": 0, "seen": 0}
-    cpu = staging.Tally(sums_cpu, lambda loss, batch: None)
+    cpu = run.Tally(sums_cpu, lambda loss, batch: None)
     assert all(cpu.add(l, c, 8, i + 1) for i, (l, c) in enumerate(zip(losses, corrects,
                                                                        strict=True)))
     assert sums_gpu == sums_cpu and sums_cpu["seen"] == 960
@@ -155,7 +155,7 @@ def test_tally_reads_the_gpu_once_per_interval_and_adds_like_the_cpu(fake_cupy):
         if not np.isfinite(loss):
             raise FloatingPointError(f"batch {batch}")
 
-    tally = staging.Tally({"loss": 0.0, "correct": 0, "seen": 0}, check, every=50)
+    tally = run.Tally({"loss": 0.0, "correct": 0, "seen": 0}, check, every=50)
     losses[72] = np.nan
     with pytest.raises(FloatingPointError, match="batch 73"):
         for i, (l, c) in enumerate(zip(losses, corrects, strict=True)):

@@ -33,7 +33,7 @@ from kernel_cases import (
 )
 
 from tinyalex import data, layers
-from tinyalex.backend import resolve_impl
+from tinyalex.impl import resolve_impl
 from tinyalex.noise import philox_uniform
 
 pytestmark = pytest.mark.gpu
@@ -181,7 +181,7 @@ def test_crop_kernel_equals_the_loader_bit_for_bit(cp):
                            rng.integers(0, 5, 10), list("abcde"))
     loader = data.BatchLoader(images, 4, 227, data.compute_stats(images), seed=7)
     expected = list(loader.iterate())
-    staged = list(staging.batches(loader, 0, "gpu", num_classes=5))
+    staged = list(staging.gpu_batches(loader, 0, num_classes=5))
     assert len(staged) == len(expected) == 3  # 4 + 4 + 2: the short last batch too
     for (x, y), (x_ref, y_ref) in zip(staged, expected, strict=True):
         np.testing.assert_array_equal(x.get().view(np.uint32), x_ref.view(np.uint32))

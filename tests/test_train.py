@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tinyalex import checkpoint, cli, data, train
-from tinyalex.fast.parallel import cpu_count
+from tinyalex.backend import cpu_count
 from tinyalex.model import AlexNet
 
 CLASSES = ("blue", "red", "green")
@@ -289,14 +289,6 @@ def test_elapsed_time_continues_across_a_resume(folder, tmp_path):
 
 # --- schedule, start-up line, numbers as people write them ----------------------------------
 
-def test_step_milestones_follow_the_number_of_epochs():
-    assert train.default_milestones(10) == [7, 9]       # the mini preset's measured schedule
-    assert train.default_milestones(30) == [21, 27]
-    assert train.default_milestones(5) == [4]           # 4.5 -> 5 would never be reached
-    assert train.default_milestones(2) == [1]
-    assert train.default_milestones(1) == []
-
-
 def test_start_up_line_metrics_and_messages_show_the_settings_in_force(folder, tmp_path,
                                                                        capsys):
     out = tmp_path / "run"
@@ -323,6 +315,20 @@ def test_one_epoch_is_singular_and_settings_line_names_the_options(folder, tmp_p
     assert "after 1 epoch (" in lines[-1]
     _, meta = params_of(out / "last.npz")
     assert meta["config"]["init"] == "paper" and meta["config"]["input_scale"] == 1.0
+
+
+def test_a_log_gets_the_epoch_lines_without_progress_frames(folder, tmp_path):
+    """stderr redirected to a file (a log, nohup, CI): no progress bar, even when not asked
+    to leave it out; the epoch lines are all there."""
+    args = base_args(folder, tmp_path / "run", epochs=2)
+    args.remove("--no-progress")
+    with open(tmp_path / "log", "w") as log:
+        result = subprocess.run([sys.executable, "-m", "tinyalex.train", *args], stdout=log,
+                                stderr=subprocess.STDOUT, timeout=300)
+    assert result.returncode == 0
+    text = (tmp_path / "log").read_text()
+    assert "\r" not in text and "batch/s" not in text and "it/s" not in text
+    assert sum(line.startswith("epoch ") for line in text.splitlines()) == 2
 
 
 def test_top5_is_kept_out_of_metrics_with_five_classes_or_fewer(tiny_run):

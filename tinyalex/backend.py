@@ -1,39 +1,24 @@
-"""Where arrays live, and which implementation of the layers computes on them.
+"""Where arrays live: NumPy on the CPU, CuPy on a GPU.
 
 One function body serves NumPy and CuPy arrays: layer code asks ``xp = get_array_module(x)``
 and calls ``xp.zeros``, ``xp.matmul``, ... on whatever module owns ``x`` (the CuPy idiom).
 CuPy stays optional: nothing here imports it unless it is installed, and importing tinyalex
 without CuPy works.
 
-Two choices are made here, once, where a network is built or a program starts:
-
-the device, ``cpu | gpu | auto`` (argument, else ``$TINYALEX_DEVICE``, else ``auto``)
-    :func:`resolve_device`: ``auto`` picks the GPU when CuPy sees one, else the CPU.
-
-the implementation of the layers, ``textbook | fast | cuda | auto`` (:func:`resolve_impl`)
-    - ``textbook``: ``tinyalex.layers``, the readable code (NumPy or CuPy);
-    - ``fast``: ``tinyalex.fast``, the CPU speed path (NumPy only);
-    - ``cuda``: ``tinyalex.cuda.layers``, the CUDA kernels of ``kernels/*.cu`` -- on a GPU for
-      CuPy arrays, through tinyalex's CPU emulator for NumPy arrays (slow; for tests and
-      lessons); float32 only;
-    - ``auto``: ``fast`` for NumPy arrays, ``cuda`` for CuPy float32 arrays, ``textbook``
-      for CuPy float64. ``$TINYALEX_KERNELS`` adjusts ``auto``: ``emulate`` picks the
-      emulated kernels for NumPy float32 arrays, ``off`` never picks kernels.
+The device, ``cpu | gpu | auto`` (argument, else ``$TINYALEX_DEVICE``, else ``auto``), is
+chosen by :func:`resolve_device`: ``auto`` picks the GPU when CuPy sees one, else the CPU.
+Which implementation of the layers computes on those arrays is ``tinyalex.impl``'s
+choice.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 
 import numpy as np
 
 DEVICES = ("cpu", "gpu", "auto")
-IMPLEMENTATIONS = ("textbook", "fast", "cuda", "auto")
-KERNEL_MODES = ("auto", "emulate", "off")
-IMPL_MODULES = {"textbook": "tinyalex.layers", "fast": "tinyalex.fast",
-                "cuda": "tinyalex.cuda.layers"}
 
 
 class SettingError(ValueError):
@@ -48,6 +33,18 @@ def _cupy():
     except Exception:  # ImportError, or a broken CUDA install raising anything at import
         return None
     return cupy
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may use (its affinity mask, not the whole machine), or
+    ``$TINYALEX_THREADS`` when set (the fast path's threads; benchmarks/train_step.py sets it
+    with OpenBLAS's and PyTorch's thread counts)."""
+    wanted = os.environ.get("TINYALEX_THREADS", "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def get_array_module(*arrays):
@@ -83,6 +80,14 @@ def gpu_problem() -> str | None:
     if count < 1:
         return f"CuPy {cupy.__version__} is installed but this machine has no CUDA GPU"
     return None
+
+
+def gpu_description() -> str:
+    """The CuPy version and the current GPU, e.g. ``CuPy 14.0.1 on NVIDIA H100 80GB HBM3``."""
+    cupy = _cupy()
+    device = cupy.cuda.Device()
+    name = cupy.cuda.runtime.getDeviceProperties(device.id)["name"].decode()
+    return f"CuPy {cupy.__version__} on {name}"
 
 
 def gpu_available() -> bool:
@@ -124,59 +129,3 @@ def to_device(x, device: str):
 def to_numpy(x):
     """A NumPy array of ``x`` wherever it lives (a host copy for CuPy arrays)."""
     return x.get() if is_gpu_array(x) else np.asarray(x)
-
-
-def kernel_mode() -> str:
-    """The value of ``$TINYALEX_KERNELS`` (``auto``, ``emulate`` or ``off``), checked."""
-    mode = (os.environ.get("TINYALEX_KERNELS") or "auto").strip().lower()
-    if mode not in KERNEL_MODES:
-        raise SettingError(f"TINYALEX_KERNELS={mode!r} is not one of {', '.join(KERNEL_MODES)}: "
-                           "fix or unset the variable")
-    return mode
-
-
-def resolve_impl(impl: str | None, like) -> str:
-    """``textbook``, ``fast`` or ``cuda``: the implementation that computes on arrays ``like``.
-
-    ``impl`` is one of IMPLEMENTATIONS (None means ``auto``); ``like`` an array of the kind
-    the network will hold (its module and dtype decide ``auto``; see the module docstring).
-    Raises SettingError for an unknown name or an implementation that cannot run there.
-    """
-    name = (impl or "auto").strip().lower()
-    if name not in IMPLEMENTATIONS:
-        raise SettingError(f"unknown implementation {name!r}: use one of "
-                           f"{', '.join(IMPLEMENTATIONS)} (--impl)")
-    on_gpu, float32 = is_gpu_array(like), like.dtype == np.float32
-    mode = kernel_mode()
-    if name == "auto":
-        if on_gpu:
-            return "cuda" if float32 and mode != "off" else "textbook"
-        return "cuda" if float32 and mode == "emulate" else "fast"
-    if name == "fast" and on_gpu:
-        raise SettingError("implementation 'fast' is the CPU path: on a GPU use cuda or textbook")
-    if name == "cuda" and not float32:
-        raise SettingError(f"implementation 'cuda' runs float32 kernels, not {like.dtype}: use "
-                           "textbook or fast for float64")
-    return name
-
-
-def implementation(name: str):
-    """The module of layer functions of implementation ``name`` (textbook, fast or cuda)."""
-    return importlib.import_module(IMPL_MODULES[name])
-
-
-def describe_impl(name: str, like) -> str:
-    """One phrase for start-up lines, e.g. ``fast (NumPy, 2 threads)``."""
-    if name == "fast":
-        from tinyalex.fast.parallel import cpu_count
-
-        threads = cpu_count()
-        return f"fast (NumPy, {threads} thread{'' if threads == 1 else 's'})"
-    if name == "cuda" and not is_gpu_array(like):
-        return "cuda (the CUDA kernels on the CPU emulator)"
-    if is_gpu_array(like):
-        cupy = _cupy()
-        device = cupy.cuda.Device()
-        gpu = cupy.cuda.runtime.getDeviceProperties(device.id)["name"].decode()
-        return f"{name} (CuPy {cupy.__version__} on {gpu})"
-    return f"{name} (NumPy)"

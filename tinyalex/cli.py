@@ -87,3 +87,8 @@ def positive(name: str, value: int | None, minimum: int = 1) -> None:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """'1 epoch', '2 epochs' ('1 entry', '3 entries' with many="entries")."""
     return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def rate_text(rate: float) -> str:
+    """A learning rate as a person writes it: 0.0001, not 0.00010000000000000002."""
+    return f"{rate:.6g}"

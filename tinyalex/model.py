@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyalex import layers
-from tinyalex.backend import implementation, is_gpu_array, resolve_impl, to_device
+from tinyalex.backend import is_gpu_array, to_device
+from tinyalex.impl import impl_module, resolve_impl
 from tinyalex.noise import DropoutNoise
 
 
@@ -149,6 +150,16 @@ PRESETS: dict[str, AlexNetConfig] = {
     ),
 }
 
+# How each preset is trained unless told otherwise (python -m tinyalex.train --config NAME;
+# momentum 0.9 and weight decay 0.0005 are section 5's for all three). mini: a short step
+# schedule that fits the 10-minute laptop budget; fashion: seven epochs of 28-pixel images;
+# paper: section 5 (batch 128, the rate divided by 10 on a plateau).
+TRAINING: dict[str, dict] = {
+    "mini": dict(epochs=10, batch_size=64, lr=0.01, schedule="step"),
+    "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau"),
+    "fashion": dict(epochs=7, batch_size=128, lr=0.02, schedule="step"),
+}
+
 
 def get_config(config: str | AlexNetConfig) -> AlexNetConfig:
     """A preset by name, or the config itself."""
@@ -265,10 +276,12 @@ class AlexNet:
     (N, 3, input_size, input_size); ``grads = net.backward(dlogits)`` returns a dict with the
     keys of ``net.params``.
 
-    ``impl`` chooses, once, which implementation of the layers the network calls (see
+    ``impl`` names the implementation of the layers the network calls (see
     ``tinyalex.backend``): "textbook" (``tinyalex.layers``), "fast" (``tinyalex.fast``),
-    "cuda" (``tinyalex.cuda.layers``) or "auto"; ``net.impl`` is the one in use and
-    ``net.layers`` its module. ``to("gpu")`` re-resolves "auto".
+    "cuda" (``tinyalex.cuda.layers``), or "auto" to let ``tinyalex.impl.resolve_impl`` choose for
+    where the parameters live (a training run resolves it once and passes the name);
+    ``net.impl`` is the one in use and ``net.layers`` its module. ``to("gpu")`` resolves
+    "auto" again for the new device.
 
     The only state besides ``params`` is what a backward pass needs: the layer caches of the
     most recent ``forward`` (replaced by every call), the outputs of each step of that call
@@ -300,7 +313,7 @@ class AlexNet:
     def _choose_impl(self) -> None:
         """Resolve the requested implementation for where the parameters now live."""
         self.impl = resolve_impl(self._impl_request, self._any_param)
-        self.layers = implementation(self.impl)
+        self.layers = impl_module(self.impl)
 
     @property
     def _any_param(self):

@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import math
 
-from tinyalex.backend import get_array_module, resolve_impl
+from tinyalex.backend import get_array_module
+from tinyalex.impl import IMPLEMENTATIONS, impl_module
+from tinyalex.layers.sgd import sgd_update  # the rule itself, on one parameter
+
+__all__ = ["SGD", "ReduceOnPlateau", "Schedule", "StepSchedule", "decays", "sgd_update"]
 
 
 def decays(name: str) -> bool:
@@ -28,27 +32,16 @@ def decays(name: str) -> bool:
     return name.endswith(".w")
 
 
-def sgd_update(w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
-    """The paper's rule (section 5) on one parameter, in place:
-
-        v <- momentum * v - weight_decay * lr * w - lr * g
-        w <- w + v
-    """
-    v *= momentum
-    v -= weight_decay * lr * w
-    v -= lr * g
-    w += v
-
-
 class SGD:
     """The paper's momentum SGD over a dict of parameters (updated in place).
 
     velocity: a dict with the same keys as the parameters (zeros at the start), on the same
     device. ``lr`` may be changed between steps (the schedules below do). ``impl``: the
-    implementation of the update, as for ``AlexNet``: "textbook" is ``sgd_update`` above,
-    "fast" its chunked twin ``tinyalex.fast.sgd_update``, "cuda" the one-pass kernel
-    ``tinyalex.cuda.layers.sgd_update`` (bit for bit this update); "auto" is "fast" for NumPy
-    parameters and "cuda" for CuPy float32 ones.
+    implementation that computes the update, the network's own (pass ``impl=net.impl``):
+    "textbook" is ``tinyalex.layers.sgd_update`` (the rule above), "fast" its chunked twin
+    ``tinyalex.fast.sgd_update``, "cuda" the one-pass kernel ``tinyalex.cuda.layers.sgd_update``
+    (bit for bit this update). It is not chosen here: the network (or the training run) has
+    chosen it already, for where the parameters live.
 
     lr_scale: {parameter name: factor}, a learning-rate multiplier per parameter (default 1),
     e.g. ``{"conv1.w": 0.0, "conv1.b": 0.0}``. The paper uses one rate for every layer; the
@@ -63,7 +56,7 @@ class SGD:
     """
 
     def __init__(self, params: dict, lr: float = 0.01, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, impl: str = "auto", lr_scale: dict | None = None):
+                 weight_decay: float = 5e-4, impl: str = "textbook", lr_scale: dict | None = None):
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
@@ -71,14 +64,11 @@ class SGD:
         self._names = tuple(params)
         self.set_lr_scale(lr_scale or {})
         self.velocity = {name: get_array_module(p).zeros_like(p) for name, p in params.items()}
-        resolved = resolve_impl(impl, next(iter(params.values())))
-        if resolved == "fast":
-            from tinyalex.fast import sgd_update as update
-        elif resolved == "cuda":
-            from tinyalex.cuda.layers import sgd_update as update
-        else:
-            update = sgd_update
-        self._update = update
+        if impl not in IMPLEMENTATIONS or impl == "auto":
+            raise ValueError(f"SGD impl must be the network's implementation (textbook, fast or "
+                             f"cuda: pass impl=net.impl), got {impl!r}")
+        self.impl = impl
+        self._update = impl_module(impl).sgd_update
 
     def set_lr_scale(self, lr_scale: dict) -> None:
         """Replace the per-parameter rate multipliers (see the class docstring)."""

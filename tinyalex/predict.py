@@ -19,7 +19,7 @@ counted; a file named on its own that is not an image is an error.
 from __future__ import annotations
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 

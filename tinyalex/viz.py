@@ -34,7 +34,7 @@ confusion matrix use matplotlib.
 from __future__ import annotations
 
 # isort: off
-import tinyalex.openblas  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
+import tinyalex.threads  # noqa: F401  (first, before NumPy loads OpenBLAS; see the module)
 
 # isort: on
 

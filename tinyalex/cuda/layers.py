@@ -49,7 +49,7 @@ from tinyalex.layers.activation import relu_backward, relu_forward, tanh_backwar
 from tinyalex.layers.conv import conv_output_size
 from tinyalex.layers.dropout import dropout_backward, dropout_forward
 from tinyalex.layers.linear import linear_backward, linear_forward
-from tinyalex.layers.loss import log_softmax, softmax
+from tinyalex.layers.loss import check_labels, cross_entropy, log_softmax, softmax
 
 __all__ = [
     "col2im", "conv_backward", "conv_forward", "conv_weight_grads", "dropout_backward",
@@ -77,7 +77,7 @@ def set_tf32(enabled: bool) -> None:
 
 
 def sgd_update(w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
-    """Equals ``tinyalex.optim.sgd_update`` bit for bit, in one pass (kernels/sgd.cu): in place."""
+    """Equals ``tinyalex.layers.sgd_update`` bit for bit, in one pass (kernels/sgd.cu): in place."""
     ops.for_array(w).sgd_update(w, v, g, lr, momentum, weight_decay)
 
 
@@ -181,33 +181,17 @@ def softmax_cross_entropy(logits, labels):
     host (the same one-line ValueError), then copied; labels already on the GPU are checked
     there without a read: an out-of-range label makes the loss NaN, which the training loop
     reports (``tinyalex.cuda.staging`` checks its labels on the host before the copy).
-    The arithmetic is the textbook's.
+    The arithmetic is the textbook's (``cross_entropy``).
     """
     layer = "softmax_cross_entropy"
     check_array(layer, "logits", logits, 2)
     xp = get_array_module(logits)
-    N, classes = logits.shape
     labels = labels if hasattr(labels, "dtype") else np.asarray(labels)
-    if tuple(labels.shape) != (N,):
-        raise ValueError(f"{layer}: labels must have shape ({N},) to match logits "
-                         f"{tuple(logits.shape)}, got {tuple(labels.shape)}")
-    if labels.dtype.kind not in "iu":
-        raise ValueError(f"{layer}: labels must be integers (class indices), got {labels.dtype}")
-    out_of_range = None
-    if not is_gpu_array(labels):  # on the host: check now, then copy
-        if N and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-            raise ValueError(f"{layer}: labels must be in [0, {classes}) for {classes} classes, "
-                             f"got values from {int(labels.min())} to {int(labels.max())}")
-        labels = xp.asarray(labels)
-    else:  # on the GPU: a 0-d flag, never read here
-        out_of_range = ((labels < 0) | (labels >= classes)).any()
-        labels = labels.clip(0, classes - 1)  # so that indexing stays inside logits
-    log_probs = log_softmax(logits)
-    rows = xp.arange(N)
-    loss = -log_probs[rows, labels].mean()
-    if out_of_range is not None:
-        loss = xp.where(out_of_range, loss.dtype.type(np.nan), loss)
-    dlogits = xp.exp(log_probs)
-    dlogits[rows, labels] -= 1
-    dlogits /= N
-    return loss, dlogits
+    on_gpu = is_gpu_array(labels)
+    check_labels(layer, labels, *logits.shape, check_range=not on_gpu)
+    if not on_gpu:  # checked on the host: copy
+        return cross_entropy(logits, xp.asarray(labels))
+    classes = logits.shape[1]
+    out_of_range = ((labels < 0) | (labels >= classes)).any()  # a 0-d flag, never read here
+    loss, dlogits = cross_entropy(logits, labels.clip(0, classes - 1))  # indexing stays inside
+    return xp.where(out_of_range, loss.dtype.type(np.nan), loss), dlogits

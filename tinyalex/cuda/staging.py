@@ -9,17 +9,16 @@ reads a value back inside a step; what crosses between host and GPU per step is:
                   mirror, mean subtraction and PCA lighting then run on the GPU
                   (kernels/augment.cu, the same numbers as the CPU loader's);
     GPU -> host   nothing; the loss and the count of correct top-1 answers stay on the GPU as
-                  0-d arrays, and ``Tally`` reads those of ``READ_EVERY`` steps in one copy.
+                  0-d arrays, and ``tinyalex.run.Tally`` reads those of many steps in one copy.
 
 The labels and windows are checked on the host before they are copied (a check on the GPU
 would have to be read back). The dropout masks are drawn on the GPU as well
 (kernels/philox.cu, see ``tinyalex.noise``).
 
-    for x, y in batches(loader, start, "gpu", num_classes):   # x, y on the GPU
-        loss, correct = step(x, y)                             # 0-d GPU arrays, nothing read
-        tally.add(loss, correct, len(y), batch)                # a read every READ_EVERY steps
-
-On the CPU the same calls pass the loader's batches through and read every step at once.
+    for x, y in gpu_batches(loader, start, num_classes):   # x, y on the GPU
+        loss, correct = step(x, y)                          # 0-d GPU arrays, nothing read
+        tally.add(loss, correct, len(y), batch)             # tinyalex.run.Tally: a read
+                                                            # every READ_EVERY steps
 
 Double buffering: two slots, each a set of pinned host buffers and device buffers. Batch k
 goes through slot k mod 2: the host waits until that slot's previous copy has left its pinned
@@ -33,10 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyalex.backend import is_gpu_array
 from tinyalex.cuda import ops
-
-READ_EVERY = 50  # training steps between two reads of the running loss from the GPU
 
 
 def check_parts(parts, num_classes: int, image_size: int, crop_size: int) -> None:
@@ -141,59 +137,10 @@ class GPUFeed:
         return x, labels
 
 
-def batches(loader, start: int, device: str, num_classes: int):
-    """The batches of ``loader`` from index ``start`` on, where the network is.
-
-    device "cpu": the loader's own (x, y), float32 crops and int64 labels in NumPy.
-    device "gpu": the same batches as CuPy arrays, copied as uint8 and assembled on the GPU
-    (``GPUFeed``); the loader's workers only gather images and draw the windows.
-    """
-    if device != "gpu":
-        yield from loader.iterate(start)
-        return
+def gpu_batches(loader, start: int, num_classes: int):
+    """The batches of ``loader`` from index ``start`` on, as CuPy arrays: copied as uint8 and
+    assembled on the GPU (``GPUFeed``); the loader's workers only gather images and draw the
+    windows. Equal to ``loader.iterate(start)``'s (x, y)."""
     feed = GPUFeed(loader.mean, loader.crop_size, num_classes)
     for parts in loader.iterate(start, parts=True):
         yield feed(parts)
-
-
-class Tally:
-    """The epoch's running training loss and top-1 count, read from the GPU in batches of steps.
-
-    sums: the dict to update, {"loss": sum of loss * batch size, "correct": int,
-    "seen": int} (a checkpoint stores it). check(loss, batch): called with each step's loss
-    (a float) before it is added; the training loop's check for a non-finite loss.
-    ``add`` takes one step's loss and correct count: NumPy values are read at once; GPU
-    values wait until ``every`` steps are pending, then all are copied in one transfer
-    and added in order -- the same sums, in the same order, as on the CPU.
-    """
-
-    def __init__(self, sums: dict, check, every: int = READ_EVERY):
-        self.sums, self.check, self.every = sums, check, int(every)
-        self.pending: list = []  # (loss, correct, batch size, batch number) per step
-
-    def add(self, loss, correct, count: int, batch: int) -> bool:
-        """Record one step; True when ``sums`` were brought up to date by this call."""
-        self.pending.append((loss, correct, int(count), int(batch)))
-        if is_gpu_array(loss) and len(self.pending) < self.every:
-            return False
-        self.read()
-        return True
-
-    def read(self) -> None:
-        """Add every pending step to ``sums`` (on the GPU: one wait, one copy)."""
-        if not self.pending:
-            return
-        losses, corrects, counts, numbers = zip(*self.pending, strict=True)
-        self.pending = []
-        if is_gpu_array(losses[0]):
-            import cupy
-
-            values = cupy.stack([cupy.stack(losses).astype(np.float64),
-                                 cupy.stack(corrects).astype(np.float64)]).get()  # (2, steps)
-        else:
-            values = np.array([np.asarray(losses, np.float64), np.asarray(corrects, np.float64)])
-        for loss, correct, count, batch in zip(*values, counts, numbers, strict=True):
-            self.check(float(loss), batch)
-            self.sums["loss"] += float(loss) * count
-            self.sums["correct"] += int(correct)
-            self.sums["seen"] += count

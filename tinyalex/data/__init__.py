@@ -40,15 +40,15 @@ from tinyalex.data.cifar import open_cifar10
 from tinyalex.data.decode import load_image
 from tinyalex.data.folder import open_folder
 from tinyalex.data.idx import open_idx, parse_spec
-from tinyalex.data.imageset import DataError, ImageSet, cache_root
+from tinyalex.data.imageset import DataError, ImageSet, cache_root, class_difference
 from tinyalex.data.loader import BatchLoader
 from tinyalex.data.stats import compute_stats
 from tinyalex.data.synthetic import builtin_dataset
 
 __all__ = ["BatchLoader", "DataError", "ImageSet", "builtin_dataset", "cache_root",
-           "canonical_spec", "center_crop_batch", "center_offset", "compute_stats", "crop_batch",
-           "format_skipped", "has_test_split", "load_image", "open_splits", "open_test_split",
-           "ten_crop_predict", "ten_crop_windows"]
+           "canonical_spec", "center_crop_batch", "center_offset", "class_difference",
+           "compute_stats", "crop_batch", "format_skipped", "has_test_split", "load_image",
+           "open_splits", "open_test_split", "ten_crop_predict", "ten_crop_windows"]
 
 # Data specs of the form NAME:PATH (everything else is builtin, fashion-mnist, or a folder).
 PREFIXES = ("cifar10:", "fashion-mnist:", "mnist:")

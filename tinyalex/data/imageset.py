@@ -70,3 +70,23 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "tinyalex"
+
+
+def class_difference(found: list[str], expected: list[str], limit: int = 5) -> str:
+    """What differs between two class lists, for error messages: names only in one of them,
+    or the order when the names are the same."""
+    def names(items):
+        shown = ", ".join(items[:limit])
+        return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+    only_found = [c for c in found if c not in set(expected)]
+    only_expected = [c for c in expected if c not in set(found)]
+    parts = []
+    if only_found:
+        parts.append(f"only in the data: {names(only_found)}")
+    if only_expected:
+        parts.append(f"only in the checkpoint: {names(only_expected)}")
+    if not parts:
+        parts.append("the same names in another order")
+    return f"{len(found)} classes in the data, {len(expected)} in the checkpoint; " + \
+        "; ".join(parts)

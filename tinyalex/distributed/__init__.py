@@ -9,6 +9,7 @@ Files, by concern:
     placement.py      a process's rank, its share of a batch and of the CPU cores (no MPI)
     comm.py           the ranks, MPI (mpi4py) and NCCL (CuPy), control points that keep a
                       failing rank from leaving the others waiting
+    parallel_run.py   ParallelRun: tinyalex.run.Run with a communicator (who writes, Ctrl-C)
     launch.py         checks the launch; runs train.py's loop with a parallel Run; stops every
                       rank, with one message from rank 0, when one stops
     data_parallel.py  each rank trains on its rows of every batch; gradients all-reduced
@@ -31,11 +32,12 @@ def launched_processes() -> int:
     return 1 if place is None else place[1]
 
 
-def run(args, training, base) -> int:
-    """``python -m tinyalex.train --parallel ...`` on one rank (see ``launch.run``)."""
+def run(args, training) -> int:
+    """``python -m tinyalex.train --parallel ...`` on one rank (see ``launch.run``); MPI and
+    NumPy load here, not when this package is imported."""
     from tinyalex.distributed.launch import run as run_parallel
 
-    return run_parallel(args, training, base)
+    return run_parallel(args, training)
 
 
 __all__ = ["launched_processes", "launcher", "run", "share"]

@@ -41,9 +41,9 @@ import numpy as np
 from tinyalex.backend import get_array_module, to_device
 from tinyalex.data import ImageSet
 from tinyalex.data.augment import add_lighting, crop_batch
-from tinyalex.distributed.launch import ParallelRun
+from tinyalex.distributed.parallel_run import ParallelRun
 from tinyalex.distributed.placement import share
-from tinyalex.evaluate import evaluate
+from tinyalex.metrics import evaluate
 
 
 class RowShare:
@@ -146,7 +146,7 @@ def summed_gradients(net, comm, bucket: GradientBucket, x, y):
 
 
 class DataParallelRun(ParallelRun):
-    """``train.Run`` with data parallelism (mixed into it by ``tinyalex.distributed.launch``)."""
+    """``tinyalex.run.Run`` with data parallelism: each rank trains on its rows of every batch."""
 
     def __init__(self, args, resume=None, *, comm):
         super().__init__(args, resume, comm=comm)
@@ -181,7 +181,7 @@ class DataParallelRun(ParallelRun):
         lo, hi = share(len(self.val_set), self.comm.rank, self.comm.size)
         block = ImageSet(self.val_set.images[lo:hi], self.val_set.labels[lo:hi],
                          self.val_set.classes, name=self.val_set.name)
-        mine = evaluate(self.net, block, self.stats, num_workers=self.args.num_workers)
+        mine = evaluate(self.net, block, self.stats, num_workers=self.settings.num_workers)
         n = hi - lo
         totals = np.array([mine["loss"] * n, mine["top1"] * n, mine["top5"] * n, n])
         with self.comm.together("the validation totals"):

@@ -1,6 +1,6 @@
 """Start a parallel run under mpiexec; stop all of it, with one message, when any rank stops.
 
-``run(args, training, Run)`` is what ``python -m tinyalex.train --parallel data|towers`` calls on
+``run(args, training)`` is what ``python -m tinyalex.train --parallel data|towers`` calls on
 every rank instead of ``training(args)``:
 
 1. check the launch, before anything else: started by mpiexec, mpi4py importable, 2 ranks
@@ -9,8 +9,9 @@ every rank instead of ``training(args)``:
    into a small buffer (its last line is sent to rank 0 if the rank stops with an error);
 3. on GPUs each rank takes one GPU of its machine (``local rank mod GPU count``) and NCCL
    connects them;
-4. ``training(args, Runner)`` runs with ``Runner`` the parallel twin of ``train.Run``
-   (``DataParallelRun`` or ``TowerRun``);
+4. ``training(args, Runner)`` runs with ``Runner`` a parallel subclass of
+   ``tinyalex.run.Run`` (``DataParallelRun`` or ``TowerRun``), the run folder named by rank
+   0 for all;
 5. however it ends, the rank reports at a last control point (``comm.Comm``), so that the
    others stop too: if a rank failed, rank 0 prints ``error: rank k of N: ...`` and every
    rank exits with the failing rank's status (2 for bad input, 1 otherwise).
@@ -29,7 +30,10 @@ from tinyalex import cli, storage
 from tinyalex.checkpoint import CheckpointError
 from tinyalex.data import DataError
 from tinyalex.distributed.comm import DONE, FAILED, Comm, ParallelStop
+from tinyalex.distributed.data_parallel import DataParallelRun
 from tinyalex.distributed.placement import launcher
+from tinyalex.distributed.towers import TowerRun
+from tinyalex.runfolder import default_out
 
 # printed as one line, exit status 2
 USER_ERRORS = (cli.UserError, DataError, CheckpointError, storage.NotEnoughRoom)
@@ -127,21 +131,21 @@ def choose_device(comm: Comm, args) -> None:
             comm.connect_nccl()
 
 
-def run(args, training, base) -> int:
+def run(args, training) -> int:
     """Run ``training(args, Runner)`` as one rank of a parallel job; returns the exit status.
 
-    base: the program's ``Run`` class; ``Runner`` is it with ``DataParallelRun`` or
-    ``TowerRun`` mixed in (passed in rather than imported: under ``python -m tinyalex.train``
-    the program's module is ``__main__``, and its classes are not ``tinyalex.train``'s).
+    training: the training program's function (``tinyalex.train.training``); ``Runner`` is
+    ``DataParallelRun`` or ``TowerRun`` (subclasses of ``tinyalex.run.Run``) with this rank's
+    ``comm``.
     """
-    from tinyalex.distributed.data_parallel import DataParallelRun
-    from tinyalex.distributed.towers import TowerRun
-
     comm = connect(args)  # bad launch: UserError on every rank, shown by rank 0 only
-    mixin = {"data": DataParallelRun, "towers": TowerRun}[args.parallel]
-    runner = type(mixin.__name__, (mixin, base), {})
+    runner = {"data": DataParallelRun, "towers": TowerRun}[args.parallel]
     try:
         choose_device(comm, args)
+        if args.out is None and not args.resume:  # one folder for all: rank 0 names it
+            with comm.together("naming the run folder"):
+                args.out = comm.world.bcast(str(default_out()) if comm.rank == 0 else None,
+                                            root=0)
         code = training(args, functools.partial(runner, comm=comm))
     except ParallelStop as stop:  # another rank stopped: this one has nothing to add
         return finish(comm, stop.statuses)
@@ -207,31 +211,3 @@ def finish(comm: Comm, statuses, error: BaseException | None = None) -> int:
         print(f"error: rank {first} of {comm.size}: {line.removeprefix('error: ')}",
               file=sys.stderr, flush=True)
     return statuses[first][1]
-
-
-class ParallelRun:
-    """What both parallel runs change in ``train.Run`` (mixed into it): who writes, and what the
-    ranks agree on.
-
-    Every rank builds the whole single-process state first (``Run.__init__``: data, mean
-    image, the network initialised from --seed, the optimiser, or all of it from --resume),
-    so every rank starts from the same weights and sees the same batches. Then only rank 0
-    writes files; the ranks agree on the run folder (rank 0's clock names it) and on Ctrl-C:
-    ``mpiexec`` passes Ctrl-C to every rank, but they may see it during different steps, so
-    "stop after this step" is decided at a control point (``stop_agreed``), by all at once.
-    """
-
-    def __init__(self, args, resume=None, *, comm: Comm):
-        self.comm = comm
-        self.is_writer = comm.rank == 0
-        super().__init__(args, resume)
-        if args.out is None and not args.resume:
-            with comm.together("naming the run folder"):
-                args.out = comm.world.bcast(time.strftime("runs/%Y%m%d-%H%M%S"), root=0)
-
-    def stop_agreed(self, stop) -> bool:
-        """True on every rank when Ctrl-C reached any of them before this control point."""
-        agreed = self.comm.agree(stop.requested)
-        if agreed:
-            stop.requested = True
-        return agreed

@@ -1,6 +1,6 @@
 """Where this process sits in a parallel run: its rank, its share of a batch, its CPU cores.
 
-Read from the launcher's environment only -- no MPI, no NumPy -- so that ``tinyalex.openblas``
+Read from the launcher's environment only -- no MPI, no NumPy -- so that ``tinyalex.threads``
 (imported before NumPy) can give each process its cores before OpenBLAS starts its threads,
 and so that a launch without mpiexec, or without mpi4py, can be refused in one line.
 """

@@ -57,7 +57,7 @@ import numpy as np
 
 from tinyalex.backend import get_array_module, to_numpy
 from tinyalex.distributed import volume
-from tinyalex.distributed.launch import ParallelRun
+from tinyalex.distributed.parallel_run import ParallelRun
 from tinyalex.distributed.placement import share
 from tinyalex.layers.lrn import channel_window_sum
 from tinyalex.model import AlexNet, Step, layer_shapes
@@ -273,7 +273,7 @@ class TowerNet(AlexNet):
 
 
 class TowerRun(ParallelRun):
-    """``train.Run`` with the network split into two towers (mixed in by ``launch``).
+    """``tinyalex.run.Run`` with the network split into two towers.
 
     ``Run.__init__`` builds the whole network on both ranks (from --seed, or the checkpoint),
     then each keeps its tower's half of the weights and of the momentum. Checkpoints hold the
@@ -284,7 +284,8 @@ class TowerRun(ParallelRun):
         super().__init__(args, resume, comm=comm)
         whole, velocity = self.net, self.opt.velocity
         self.net = TowerNet(whole, comm)
-        self.opt = SGD(self.net.params, self.opt.lr, self.opt.momentum, self.opt.weight_decay)
+        self.opt = SGD(self.net.params, self.opt.lr, self.opt.momentum, self.opt.weight_decay,
+                       impl=self.opt.impl)
         for name, v in self.opt.velocity.items():
             v[...] = self.net.take(name, velocity[name])
         batch, config = self.hp["batch_size"], self.net.config

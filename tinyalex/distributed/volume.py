@@ -25,7 +25,7 @@ import argparse
 import numpy as np
 
 from tinyalex.distributed.placement import share
-from tinyalex.model import PRESETS, build_steps, get_config, layer_shapes
+from tinyalex.model import PRESETS, TRAINING, build_steps, get_config, layer_shapes
 
 FLOAT32 = 4
 
@@ -107,8 +107,6 @@ def main(argv=None) -> int:
                         help="default: the preset's training batch (paper 128, mini 64)")
     parser.add_argument("--processes", type=int, default=2, help="for data parallelism")
     args = parser.parse_args(argv)
-    from tinyalex.train import DEFAULTS
-
-    batch = args.batch_size or DEFAULTS[args.config]["batch_size"]
+    batch = args.batch_size or TRAINING[args.config]["batch_size"]
     print(table(args.config, batch, args.processes))
     return 0

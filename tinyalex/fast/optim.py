@@ -1,4 +1,4 @@
-"""The paper's SGD update for speed; equal to ``tinyalex.optim.sgd_update``.
+"""The paper's SGD update for speed; equal to ``tinyalex.layers.sgd_update``.
 
 The same four operations, on flat views of the parameter a megabyte at a time on every core
 (``parallel.py``): the temporaries stay in the CPU caches instead of streaming fc6's 38
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from tinyalex.fast import compiled
 from tinyalex.fast.parallel import for_each_chunk
-from tinyalex.optim import sgd_update as _textbook_update
+from tinyalex.layers.sgd import sgd_update as _textbook_update
 
 
 def sgd_update(w, v, g, lr: float, momentum: float, weight_decay: float) -> None:
-    """Equals ``tinyalex.optim.sgd_update``: v = momentum v - weight_decay lr w - lr g; w += v."""
+    """Equals ``tinyalex.layers.sgd_update``: v = momentum v - weight_decay lr w - lr g; w += v."""
     if not (w.flags.c_contiguous and v.flags.c_contiguous and g.flags.c_contiguous):
         _textbook_update(w, v, g, lr, momentum, weight_decay)  # reshape(-1) would copy
         return

@@ -23,20 +23,10 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from tinyalex.backend import cpu_count
 from tinyalex.fast import blas
 
 CHUNK_BYTES = 1 << 20  # aim for about 1 MiB of input per chunk (fits a core's L2 cache)
-
-
-def cpu_count() -> int:
-    """The threads to use: ``$TINYALEX_THREADS`` when set (benchmarks/train_step.py sets it
-    with OpenBLAS's count), else the cores this process may use (its affinity mask)."""
-    wanted = os.environ.get("TINYALEX_THREADS", "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 @functools.lru_cache(maxsize=1)

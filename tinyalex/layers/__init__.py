@@ -15,6 +15,7 @@ and return the input's array type and dtype.
 | dropout.py    | dropout_forward / dropout_backward          | 4.2             |
 | linear.py     | linear_forward / linear_backward            | 3.5             |
 | loss.py       | softmax_cross_entropy                       | 3.5, 5          |
+| sgd.py        | sgd_update, the update of one parameter     | 5               |
 | naive.py      | the same, as plain loops (``*_naive``)      |                 |
 
 This package is written to be read beside the paper; nothing in it exists for speed. The
@@ -36,6 +37,7 @@ from tinyalex.layers.linear import linear_backward, linear_forward
 from tinyalex.layers.loss import log_softmax, softmax, softmax_cross_entropy
 from tinyalex.layers.lrn import lrn_backward, lrn_forward
 from tinyalex.layers.pool import maxpool_backward, maxpool_forward, pool_output_size
+from tinyalex.layers.sgd import sgd_update
 
 # The functions every implementation (this package, tinyalex.fast, tinyalex.cuda.layers)
 # provides with the same arguments and results.
@@ -44,12 +46,13 @@ LAYER_FUNCTIONS = (
     "relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "lrn_forward", "lrn_backward",
     "maxpool_forward", "maxpool_backward", "dropout_forward", "dropout_backward",
     "linear_forward", "linear_backward", "softmax_cross_entropy", "softmax", "log_softmax",
+    "sgd_update",
 )
 
 __all__ = [
     "LAYER_FUNCTIONS", "col2im", "conv_backward", "conv_forward", "conv_output_size",
     "conv_weight_grads", "dropout_backward", "dropout_forward", "im2col", "linear_backward",
     "linear_forward", "log_softmax", "lrn_backward", "lrn_forward", "maxpool_backward",
-    "maxpool_forward", "pool_output_size", "relu_backward", "relu_forward", "softmax",
-    "softmax_cross_entropy", "tanh_backward", "tanh_forward",
+    "maxpool_forward", "pool_output_size", "relu_backward", "relu_forward", "sgd_update",
+    "softmax", "softmax_cross_entropy", "tanh_backward", "tanh_forward",
 ]

@@ -1,5 +1,7 @@
-"""SGD(lr_scale=...): per-parameter learning-rate factors (the 2012 code froze conv1 and conv2
-late in training), the same in the textbook, fast and CUDA (emulated kernel) updates."""
+"""tinyalex.optim: the SGD optimiser runs the update of the network's implementation (and
+refuses to choose one itself); SGD(lr_scale=...), per-parameter learning-rate factors (the
+2012 code froze conv1 and conv2 late in training), the same in the textbook, fast and CUDA
+(emulated kernel) updates."""
 
 import numpy as np
 import pytest
@@ -85,3 +87,23 @@ def test_bad_factors_are_refused_and_the_state_round_trips():
     other = SGD(params)
     other.load_state_dict(opt.state_dict(), opt.velocity)
     assert other.lr_scale == {"conv1.w": 0.1}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sgd_runs_the_update_of_the_implementation_it_is_given(impl):
+    import tinyalex.cuda.layers
+    import tinyalex.fast
+    import tinyalex.layers
+
+    module = {"textbook": tinyalex.layers, "fast": tinyalex.fast,
+              "cuda": tinyalex.cuda.layers}[impl]
+    net = tiny_net(impl)
+    assert SGD(net.params, impl=net.impl)._update is module.sgd_update
+    assert sgd_update is tinyalex.layers.sgd_update  # the rule, where a student looks for it
+
+
+@pytest.mark.parametrize("impl", ["auto", "quick"])
+def test_sgd_does_not_choose_an_implementation(impl):
+    params = tiny_net("textbook").params
+    with pytest.raises(ValueError, match="impl=net.impl"):
+        SGD(params, impl=impl)

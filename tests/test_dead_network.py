@@ -4,7 +4,7 @@ one line with a recipe, the recipe works, and a healthy run is never reported.""
 import numpy as np
 import pytest
 
-from tinyalex import data, train
+from tinyalex import checkpoint, data, dead_network, train
 from tinyalex.model import PRESETS, AlexNet, AlexNetConfig, ConvSpec
 
 
@@ -34,18 +34,18 @@ def test_a_network_that_answers_differently_is_not_reported():
     net = tiny_net()
     net.params["fc8.w"] *= 100                 # (the tiny fc8 at init answers almost alike)
     images, stats = images_and_stats()
-    assert train.dead_network(net, images, stats, seed=0) is None
+    assert dead_network.dead_network(net, images, stats, seed=0) is None
 
 
 def test_a_silent_relu_layer_is_found_and_named():
     net = tiny_net()
     net.params["fc7.b"][:] = -100.0            # every fc7 ReLU off, for every image
     images, stats = images_and_stats()
-    dead = train.dead_network(net, images, stats, seed=0)
+    dead = dead_network.dead_network(net, images, stats, seed=0)
     assert dead is not None and dead["layer"] == "relu7" and dead["active"] == 0.0
     assert dead["images"] == 12 and dead["spread"] == 0.0
     history = [{"epoch": 1, "train_loss": 9.5, "val_loss": 1.0986}]
-    text = train.dead_warning(dead, net, 1, history, 0.01)
+    text = dead_network.dead_warning(dead, net, 1, history, 0.01)
     assert "\n" not in text and text.startswith("warning: the network is dead after epoch 1:")
     assert ("100.0% of fc7's ReLU outputs are 0, so almost no gradient reaches the layers "
             "below fc7") in text
@@ -57,13 +57,13 @@ def test_the_same_answer_without_a_silent_layer_is_reported_too():
     net = tiny_net()
     net.params["fc8.w"] *= 100                 # answers differently at first ...
     images, stats = images_and_stats()
-    assert train.dead_network(net, images, stats, seed=0) is None
+    assert dead_network.dead_network(net, images, stats, seed=0) is None
     net.params["fc8.w"][:] = 0.0               # ... then the logits are the biases alone
-    dead = train.dead_network(net, images, stats, seed=0)
-    assert dead is not None and dead["active"] > train.SILENT
+    dead = dead_network.dead_network(net, images, stats, seed=0)
+    assert dead is not None and dead["active"] > dead_network.SILENT
     dead["spread_at_init"] = 0.5               # (as the scaled fc8 did, unlike the tiny init)
     history = [{"epoch": 1, "train_loss": 1.1, "val_loss": 1.0986}]
-    text = train.dead_warning(dead, net, 2, history, 0.01)
+    text = dead_network.dead_warning(dead, net, 2, history, 0.01)
     assert text.startswith("warning: the network has stopped learning after epoch 2: it gives "
                            "all 12 validation images checked the same answer")
     assert "Likely cause" not in text and "It may not recover" in text
@@ -73,10 +73,10 @@ def test_the_same_answer_without_a_silent_layer_is_reported_too():
 def test_a_network_that_never_used_its_input_is_told_about_its_initialisation():
     net = tiny_net(init="paper")               # N(0, 0.01^2) through a tiny net: no signal
     images, stats = images_and_stats()
-    dead = train.dead_network(net, images, stats, seed=0)
-    assert dead is not None and dead["spread_at_init"] < train.SAME_ANSWER
+    dead = dead_network.dead_network(net, images, stats, seed=0)
+    assert dead is not None and dead["spread_at_init"] < dead_network.SAME_ANSWER
     history = [{"epoch": 1, "train_loss": 1.1, "val_loss": 1.0986}]
-    text = train.dead_warning(dead, net, 1, history, 0.01)
+    text = dead_network.dead_warning(dead, net, 1, history, 0.01)
     assert text.startswith("warning: the network has stopped learning after epoch 1")
     assert "its initialisation (paper) passes too little of the image" in text
     assert text.endswith("start a new run with --init he (README: A dead network)")
@@ -110,7 +110,7 @@ def test_the_warning_is_one_line_keeps_the_exit_status_and_the_recipe_works(
     assert run(tiny_folder, tmp_path / "alive", "--epochs", "5", "--init", "he") == 0
     captured = capsys.readouterr()
     assert "warning" not in captured.err
-    history = train.checkpoint.load(tmp_path / "alive" / "last.npz")[1]["history"]
+    history = checkpoint.load(tmp_path / "alive" / "last.npz")[1]["history"]
     assert history[-1]["train_loss"] < np.log(3) and history[-1]["val_top1"] > 2 / 3
 
 

@@ -1,4 +1,7 @@
-"""Make OpenBLAS's idle threads sleep at once: imported first by tinyalex's programs.
+"""Threads and cores, set before NumPy loads: imported first by tinyalex's programs.
+
+Two settings that must be made before OpenBLAS starts its threads: its idle threads sleep at
+once, and a process started by mpiexec keeps to its share of the cores.
 
 OpenBLAS, NumPy's matrix-product library, keeps its worker threads busy-waiting for the
 next product for about 2^28 CPU cycles (~0.1 s) after each one. The fast path
