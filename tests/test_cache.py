@@ -14,6 +14,9 @@ def test_tests_use_a_temporary_cache():
     from tinyalex.cuda import emulator
 
     assert not str(emulator.cache_dir()).startswith(str(home)), emulator.cache_dir()
+    from tinyalex.fast import compiled
+
+    assert not str(compiled.cache_dir()).startswith(str(home)), compiled.cache_dir()
 
 
 @pytest.fixture
@@ -32,6 +35,9 @@ def filled(tmp_path, monkeypatch):
     (root / "decoded" / ".tmp-photos-256px-x").mkdir()
     (root / "emulator").mkdir()
     (root / "emulator" / "lrn-abc.so").write_bytes(b"x" * 1000)
+    monkeypatch.setenv("TINYALEX_COMPILED_CACHE", str(root / "fast"))
+    (root / "fast").mkdir()
+    (root / "fast" / "kernels-float32-abc.so").write_bytes(b"x" * 2000)
     (root / "notes.txt").write_text("mine")
     return root
 
@@ -39,12 +45,13 @@ def filled(tmp_path, monkeypatch):
 def test_listing_names_every_entry_with_its_size(filled, capsys):
     assert cache.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"tinyalex cache: {filled} ($TINYALEX_CACHE): 2.5 MB in 4 entries"
+    assert lines[0] == f"tinyalex cache: {filled} ($TINYALEX_CACHE): 2.5 MB in 5 entries"
     text = "\n".join(lines)
     assert "2.5 MB  decoded/photos-256px-0123456789abcdef" in text
     assert "decoded 256px images of /data/photos (30 train, 5 val)" in text
     assert "decoded/.tmp-photos-256px-x" in text and "interrupted" in text
     assert "3.0 KB  shapes-v4-seed0" in text and "1.0 KB  emulator" in text
+    assert "2.0 KB  fast" in text and "the fast path's C kernels" in text
     assert "notes.txt" in text and "not tinyalex's: left alone" in text
     assert lines[-1].startswith("remove with: python -m tinyalex.cache remove")
 

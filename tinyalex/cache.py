@@ -8,7 +8,8 @@ The cache is ``$TINYALEX_CACHE``, else ``~/.cache/tinyalex``. It holds what can 
 again, at a cost in time: the built-in shapes set (``shapes-v*``, generated in under a
 minute), the decoded images of every data set trained on (``decoded/NAME``, one per folder,
 image size and file list: a folder that changed gets a new one and the old one is removed),
-and the CUDA kernels compiled for the CPU emulator (``emulator``; ``$TINYALEX_EMULATOR_CACHE``
+the CUDA kernels compiled for the CPU emulator (``emulator``; ``$TINYALEX_EMULATOR_CACHE``
+moves it) and the fast path's compiled C kernels (``fast``; ``$TINYALEX_COMPILED_CACHE``
 moves it). Run folders (``runs/...``) are never in the cache, and nothing here touches them.
 Only entries tinyalex recognises as its own are removed; anything else in the folder is
 listed as such and left alone.
@@ -72,6 +73,13 @@ def emulator_folder() -> Path:
     return emulator.cache_dir()
 
 
+def fast_folder() -> Path:
+    """Where the fast path keeps its compiled C kernels (tinyalex.fast.compiled decides)."""
+    from tinyalex.fast import compiled
+
+    return compiled.cache_dir()
+
+
 def entries(root: Path | None = None) -> list[Entry]:
     """Everything in the cache, tinyalex's entries first, sorted by name within each kind."""
     root = cache_root(root)
@@ -89,7 +97,7 @@ def entries(root: Path | None = None) -> list[Entry]:
             elif name.startswith(".tmp-"):
                 found.append(Entry(name, path, size_of(path),
                                    "an interrupted generation (safe to remove)"))
-            elif name == "emulator" and path.is_dir():
+            elif name in ("emulator", "fast") and path.is_dir():
                 pass  # listed below, wherever it lives
             else:
                 found.append(Entry(name, path, size_of(path), "not tinyalex's: left alone",
@@ -103,6 +111,14 @@ def entries(root: Path | None = None) -> list[Entry]:
         old = root / "emulator"
         found.append(Entry("emulator", old, size_of(old),
                            "CUDA kernels compiled for the CPU emulator (unused)"))
+    fast = fast_folder()
+    if fast.is_dir():
+        inside = fast.resolve() == (root / "fast").resolve()
+        found.append(Entry("fast" if inside else str(fast), fast, size_of(fast),
+                           "the fast path's C kernels, compiled on first use"))
+    elif (root / "fast").is_dir():  # compiled under another $XDG_CACHE_HOME; unused now
+        found.append(Entry("fast", root / "fast", size_of(root / "fast"),
+                           "the fast path's C kernels (unused)"))
     return sorted(found, key=lambda e: (not e.ours, e.name))
 
 

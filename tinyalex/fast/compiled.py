@@ -16,7 +16,8 @@ call (all measured under load).
 
 - Built with ``$CC`` (default ``cc``) ``-O3 -march=native -ffp-contract=off
   -fno-math-errno``, twice: ``real`` = float (float32 arrays) and double (float64). The
-  libraries are cached in ``$XDG_CACHE_HOME/tinyalex/fast`` (default ``~/.cache``), keyed by
+  libraries are cached in ``$XDG_CACHE_HOME/tinyalex/fast`` (default ``~/.cache``;
+  ``$TINYALEX_COMPILED_CACHE`` moves them), keyed by
   a hash of the source, the flags, the compiler's version and this CPU's feature flags;
   never inside the repository.
 - ``TINYALEX_COMPILED=0`` forces the NumPy fast path (the switch CI uses to test both).
@@ -67,8 +68,18 @@ def switched_off() -> bool:
 
 
 def cache_dir() -> Path:
+    """Where the compiled libraries live: ``$TINYALEX_COMPILED_CACHE``, else
+    ``$XDG_CACHE_HOME/tinyalex/fast`` (default ``~/.cache/tinyalex/fast``); ``python -m
+    tinyalex.cache`` lists and removes it."""
+    explicit = os.environ.get("TINYALEX_COMPILED_CACHE")
+    if explicit:
+        return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = Path(base) / "tinyalex" / "fast"
+    return Path(base) / "tinyalex" / "fast"
+
+
+def _writable_cache_dir() -> Path:
+    path = cache_dir()
     try:
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -101,7 +112,7 @@ def build(real: str, suffix: str) -> Path:
                            "$CC)") from None
     key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(flags), version,
                                     _cpu_flags()]).encode()).hexdigest()[:20]
-    directory = cache_dir()
+    directory = _writable_cache_dir()
     library = directory / f"kernels-{suffix}-{key}.so"
     if library.exists():
         return library
