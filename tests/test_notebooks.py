@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tinyalex.lessons import REGISTRY
+from tinyalex.lessons.checking import answer_lines
 from tinyalex.lessons.course import COURSE
 
 nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
@@ -74,8 +76,40 @@ def test_notebook_runs_on_a_jupyter_kernel(path, kernel_home, tmp_path, monkeypa
     errors = [output for cell in notebook.cells if cell.cell_type == "code"
               for output in cell.outputs if output.output_type == "error"]
     assert not errors
+    assert not answers_shown_before_their_exercise(notebook)
     assert set(os.listdir(tmp_path)) <= {"cache"}, (
         f"{path.name} wrote files into its working folder: {os.listdir(tmp_path)}")
+
+
+def answers_shown_before_their_exercise(notebook) -> list[str]:
+    """'exercise X: its answer (function k) is on the page before it' for every exercise whose
+    answer's code -- half of its lines or more -- is in a markdown cell or an output above the
+    exercise's check cell (printed by show_code, inspect.getsource, a print, a helper...)."""
+    found, seen = [], set()  # seen: the stripped lines of the page so far
+    for cell in notebook.cells:
+        names = [name for name in REGISTRY if f'check("{name}"' in cell.source]
+        for name in names if cell.cell_type == "code" else ():
+            for k, lines in enumerate(answer_lines(REGISTRY[name])):
+                shown = sum(line in seen for line in lines)
+                if shown >= min(len(lines), max(2, -(-len(lines) // 2))):
+                    found.append(f"exercise {name}: its answer (function {k}) is on the page "
+                                 f"before it ({shown} of its {len(lines)} lines)")
+        texts = [cell.source] if cell.cell_type == "markdown" else [
+            output.get("text", "") or output.get("data", {}).get("text/plain", "")
+            for output in cell.get("outputs", [])]
+        seen.update(line.strip() for text in texts for line in text.splitlines())
+    return found
+
+
+def test_an_answer_printed_before_its_exercise_is_found():
+    answer = "\n".join(["# tinyalex/layers/lrn.py", *answer_lines(REGISTRY["lrn_forward"])[-1]])
+    printed = nbformat.v4.new_code_cell("show_code(layers.lrn_forward)", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=answer)])
+    exercise = nbformat.v4.new_code_cell('lrn_forward = check("lrn_forward", lrn_forward)')
+    after = nbformat.v4.new_notebook(cells=[exercise, printed])
+    before = nbformat.v4.new_notebook(cells=[printed, exercise])
+    assert not answers_shown_before_their_exercise(after)
+    assert "exercise lrn_forward" in answers_shown_before_their_exercise(before)[0]
 
 
 @pytest.mark.slow
@@ -108,8 +142,7 @@ def test_each_lesson_teaches_before_it_tests(lesson):
     assert prose[0].startswith(f"# Lesson {lesson.number}"), prose[0][:60]
     for section in lesson.sections:  # the title cell cites the paper's sections
         assert section in prose[0], (lesson.file, section)
-    checks = [text for text in code if "check(" in text]
-    assert len(checks) >= 3, f"{lesson.file}: fewer than three self-checking exercises"
+    # its exercises (at least three, each checked in the notebook): tests/test_lessons.py
     assert "not done" not in "".join(code)  # the stubs raise NotImplementedError
 
 

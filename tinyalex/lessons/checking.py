@@ -4,9 +4,12 @@ An ``Exercise`` knows four things: how to draw its random cases (odd shapes, sev
 seeds), how to call a function on a case, tinyalex's own answer (the ``reference``), and how
 to explain a wrong answer (``diagnose``). ``check(name, fn)`` runs them in order:
 
-1. A function that raises ``NotImplementedError`` or returns ``None`` is "not done yet": one
-   friendly line, and the lesson goes on with tinyalex's own function.
-2. A function that raises anything else gets the exception and the case that raised it.
+1. The stub as the notebook gives it -- a function whose own body raises
+   ``NotImplementedError`` -- is "not done yet": one friendly line, and the lesson goes on
+   with tinyalex's own function. Anything else is an answer and is checked: a function that
+   returns None is told that it returns nothing, an in-place update that changed nothing is
+   diagnosed like any other wrong answer.
+2. A function that raises an exception gets the exception and the case that raised it.
 3. Every output of every case is compared with the reference. The first difference is
    reported with the case, the output's name (``out``, ``dx``, ``dw`` ...), its shape, where
    the largest difference is, and -- from the exercise's ``diagnose`` -- what the mistake
@@ -19,6 +22,7 @@ Cases use float64, and a result counts as right when every element is within
 
 from __future__ import annotations
 
+import ast
 import inspect
 import textwrap
 from collections.abc import Callable
@@ -54,7 +58,9 @@ class Exercise:
     diagnose(case, got, want): a sentence explaining a wrong answer, or None (got and want
         are dicts {output name: array}).  call: how a case is passed to a function (default:
         fn(*args, **kwargs)); it may wrap the arguments (e.g. a fresh random generator).
-    hint: one or two sentences for ``hint(name)``.
+    hint: one or two sentences for ``hint(name)``: the next step, never the answer.
+    answers: tinyalex's functions whose code is an answer (the textbook layer a wrapper
+        reference calls, ...): a notebook prints them only after the exercise.
     """
 
     name: str
@@ -71,6 +77,7 @@ class Exercise:
     hint: str = ""
     atol: float = ATOL
     rtol: float = RTOL
+    answers: tuple[Callable, ...] = ()
 
     def call_on(self, fn, case: Case):
         """fn's result on a case, as it returned it."""
@@ -103,6 +110,18 @@ class CheckResult:
     message: str
     function: Callable
     case: Case | None = None
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A lesson of the course: its notebook in ``notebooks/`` and its module
+    ``tinyalex.lessons.lesson<file without .ipynb>``, which holds its exercises."""
+
+    number: int
+    file: str  # in notebooks/
+    title: str
+    sections: tuple[str, ...]  # the paper's sections it covers, cited in its first cell
+    summary: str  # one line for the README
 
 
 REGISTRY: dict[str, Exercise] = {}
@@ -161,8 +180,9 @@ def compare(exercise: Exercise, got: dict, want: dict) -> tuple[str, str] | None
         if want[name] is None or got[name] is None:
             if want[name] is None and got[name] is None:
                 continue
-            expected = "None" if want[name] is None else "a value"
-            return name, f"{name} is {got[name]!r}, expected {expected}"
+            if want[name] is None:
+                return name, f"{name} is {got[name]!r}, expected None"
+            return name, f"{name} is None, expected a value (is a `return` missing?)"
         g, w = as_array(got[name]), as_array(want[name])
         if g is None:
             return name, f"{name} is not an array of numbers (got {type(got[name]).__name__})"
@@ -181,9 +201,96 @@ def matches(got, want) -> bool:
     return g is not None and w is not None and close(g, w)
 
 
+# ---- the diagnosis kit: what every lesson's diagnoses are written with -------------------------
+
+def randn(shape, seed, scale=1.0):
+    """float64 standard normal numbers of a shape, from a seed."""
+    return np.random.default_rng(seed).standard_normal(shape) * scale
+
+def dims(a) -> str:
+    """'2x3x7x5' for an array or a shape tuple."""
+    shape = a if isinstance(a, tuple) else np.shape(a)
+    return "x".join(str(s) for s in shape)
+
+def first_match(got, candidates) -> str | None:
+    """The message of the first (message, wrong answer) pair that got equals."""
+    for message, wrong in candidates:
+        if matches(got, wrong):
+            return message
+    return None
+
+def differs_only_where(got, want, mask) -> bool:
+    """Whether every element where got and want differ has mask True (and some differ)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return False
+    bad = ~np.isclose(got, want, rtol=1e-5, atol=1e-6)
+    return bool(bad.any()) and bool(np.all(np.broadcast_to(mask, bad.shape)[bad]))
+
+
+def rebinding(before: dict, got: dict, want: dict) -> str | None:
+    """The diagnosis of an in-place update that rebinds a name instead of changing its array.
+
+    before, got, want: {name: array} for the two arrays the update must change, the weights
+    first and the velocity second (e.g. {"w": ..., "v": ...}), as they were, as the caller
+    sees them after the student's update, and as they should be. ``v = ...`` or
+    ``w = w + v`` make new arrays bound to local names: the caller's arrays stay as they were.
+    Returns None when both changed.
+    """
+    w, v = before
+    w_same = np.array_equal(np.asarray(got[w]), np.asarray(before[w]))
+    v_same = np.array_equal(np.asarray(got[v]), np.asarray(before[v]))
+    if w_same and v_same:
+        return (f"neither {w} nor {v} changed: `{v} = ...` and `{w} = {w} + ...` make new "
+                "arrays bound to local names, which the caller (the optimiser that owns the "
+                f"arrays) never sees. Change the arrays in place: {v} *= ...; {v} -= ...; "
+                f"{w} += ... (or {v}[...] = ..., {w}[...] = ...)")
+    if w_same:
+        right = "is right" if matches(got[v], want[v]) else "changed"
+        return (f"{v} {right}, but {w} did not change: `{w} = {w} + ...` makes a new array bound "
+                f"to the local name; write {w} += ... (or {w}[...] = ...) to change the "
+                "caller's array")
+    if v_same:
+        return (f"{w} changed, but {v} did not: `{v} = ...` rebinds the local name, so the "
+                f"optimiser's {v} never remembers this step; update it in place ({v} *= ...; "
+                f"{v} -= ..., or {v}[...] = ...)")
+    return None
+
+
+def answer_lines(exercise: Exercise) -> list[list[str]]:
+    """The code of every function that answers ``exercise`` (its solution, its reference, its
+    ``answers``), one list per function: the stripped lines of its body, without the
+    docstring, comments and short lines. What a page must not show before the exercise."""
+    found = []
+    for fn in (exercise.solution, exercise.reference, *exercise.answers):
+        try:
+            source = textwrap.dedent(inspect.getsource(fn))
+        except (TypeError, OSError):  # a builtin or a lambda without a file
+            continue
+        node = ast.parse(source).body[0]
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue  # a lambda assigned in a call
+        body = node.body[1:] if ast.get_docstring(node) else node.body
+        lines = source.splitlines()[body[0].lineno - 1 : node.end_lineno]
+        code = [line.split("  #")[0].strip() for line in lines]
+        found.append([line for line in code if len(line) >= 10 and not line.startswith("#")])
+    return [lines for lines in found if lines]
+
+
 # ---- the check ------------------------------------------------------------------------------
 
-def _not_done(result) -> bool:
+def _is_the_stub(err: NotImplementedError, fn) -> bool:
+    """Whether ``err`` was raised by ``fn``'s own body (the notebook's stub), not by something
+    it called."""
+    tb = err.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code is getattr(fn, "__code__", None)
+
+
+def _returned_nothing(result) -> bool:
+    """Whether a result is None (or all None): a ``return`` is missing, unless None is one of
+    tinyalex's answers. (An in-place exercise's ``call`` returns the arrays it changed.)"""
     return result is None or (isinstance(result, tuple) and all(r is None for r in result))
 
 
@@ -215,11 +322,17 @@ def run_check(name: str, fn: Callable | None) -> CheckResult:
         before = _snapshot(case)
         try:
             raw = exercise.call_on(fn, case)
-            if number == 1 and _not_done(raw):
-                return not_done
+            if _returned_nothing(raw) and not any(
+                    _returned_nothing(exercise.call_on(exercise.reference, c)) for c in cases):
+                raise _WrongResult("it returned None (is a `return` missing? it should "
+                                   f"return {', '.join(exercise.outputs)})")
             got = exercise.name_outputs(raw)
-        except NotImplementedError:
-            return not_done
+        except NotImplementedError as err:
+            if _is_the_stub(err, fn):
+                return not_done
+            return CheckResult(FAIL, f"{name}: your function raised NotImplementedError from "
+                               f"something it called, on {where}. The lesson goes on with "
+                               f"{own}.", fallback, case)
         except _WrongResult as err:
             return CheckResult(FAIL, f"{name}: wrong result on {where}: {err}. The lesson goes "
                                f"on with {own}.", fallback, case)

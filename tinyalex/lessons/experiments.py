@@ -51,23 +51,6 @@ def micro_config(size: int = 23, lrn: bool = True, pool_size: int = 3, pool_stri
         pool_size=pool_size, pool_stride=pool_stride, init="he", bias_one=())
 
 
-def figure1_config(size: int = 24, init: str = "paper", input_scale: float = 1.0,
-                   widths: tuple[int, int, int] = (16, 32, 32)) -> AlexNetConfig:
-    """Figure 1's kind of network: four learned layers (three convolutions and the classifier).
-
-    conv 5x5 -> act -> pool 3/2; conv 5x5 -> act -> pool; conv 3x3 -> act -> pool; fc. No
-    LRN, no dropout ("no regularization of any kind"). init "paper" with input_scale 1 is
-    section 5's N(0, 0.01^2) weights on raw centred pixels (section 2); init "he" with
-    input_scale 1/64 the mini preset's modern scaling.
-    """
-    c1, c2, c3 = widths
-    return AlexNetConfig(
-        name="figure1", image_size=size, input_size=size, input_scale=input_scale,
-        convs=(ConvSpec(c1, 5, pad=2, pool=True), ConvSpec(c2, 5, pad=2, pool=True),
-               ConvSpec(c3, 3, pad=1, pool=True)),
-        hidden=(), num_classes=10, dropout=0.0, init=init, bias_one=())
-
-
 class ExperimentNet(AlexNet):
     """AlexNet with a choice of activation: "relu" (the paper) or "tanh" (figure 1's baseline).
 
@@ -181,42 +164,6 @@ def steps_to_error(errors, target: float, window: int) -> int | None:
                           mode="valid")  # running[i] = mean of errors[i : i + window]
     reached = np.nonzero(running <= target + 1e-12)[0]
     return int(reached[0]) + window if len(reached) else None
-
-
-# Figure 1's race in two settings, with each activation's learning rate chosen by a sweep
-# over the candidates below: seed 0, 600 steps, the rate with the lowest running training
-# error at the end (lesson 3 reruns the sweep when FULL_RUN is on).
-#   "paper":  section 5's N(0, 0.01^2) weights on raw centred pixels (section 2)
-#   "modern": He (ReLU) or LeCun (tanh) scaled weights on pixels scaled to unit variance
-RACE_SETTINGS = {
-    "paper": dict(init="paper", input_scale=1.0, lrs={"relu": 0.002, "tanh": 0.02},
-                  sweep={"relu": (0.001, 0.002, 0.004), "tanh": (0.01, 0.02, 0.04, 0.08)}),
-    "modern": dict(init="he", input_scale=1 / 64, lrs={"relu": 0.005, "tanh": 0.02},
-                   sweep={"relu": (0.005, 0.01, 0.02, 0.04), "tanh": (0.01, 0.02, 0.04, 0.08)}),
-}
-
-
-def race_net(setting: str, activation: str, seed: int, size: int = 24) -> ExperimentNet:
-    """Figure 1's network in a setting of RACE_SETTINGS, with the given activation."""
-    options = RACE_SETTINGS[setting]
-    config = figure1_config(size=size, init=options["init"], input_scale=options["input_scale"])
-    init = "lecun" if (activation == "tanh" and options["init"] == "he") else "config"
-    return ExperimentNet(config, activation=activation, seed=seed, init=init)
-
-
-def relu_tanh_race(x, y, setting: str, steps: int, seeds, lrs: dict | None = None,
-                   size: int = 24, **train_args) -> dict[str, list[Run]]:
-    """Train figure 1's network with each activation, at its own learning rate, per seed.
-
-    setting: a key of RACE_SETTINGS; lrs: {activation: rate} (default: the setting's). Each
-    seed draws the initial weights and the batches. Returns {activation: [Run per seed]}.
-    """
-    lrs = lrs or RACE_SETTINGS[setting]["lrs"]
-    return {activation: [train(race_net(setting, activation, seed, size), x, y, steps, lr,
-                               seed=seed, label=f"{activation} lr={lr} seed {seed}",
-                               **train_args)
-                         for seed in seeds]
-            for activation, lr in lrs.items()}
 
 
 def ablation(configs: dict[str, AlexNetConfig], x, y, steps: int, lr: float, seeds,
