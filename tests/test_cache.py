@@ -74,6 +74,7 @@ def test_remove_some_entries_then_all_leaving_other_files_alone(filled, capsys):
 def test_an_empty_or_missing_cache_lists_as_empty(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TINYALEX_CACHE", str(tmp_path / "nothing"))
     monkeypatch.setenv("TINYALEX_EMULATOR_CACHE", str(tmp_path / "nothing" / "emulator"))
+    monkeypatch.setenv("TINYALEX_COMPILED_CACHE", str(tmp_path / "nothing" / "fast"))
     assert cache.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "0 B in 0 entries" in out and "(empty)" in out
