@@ -55,15 +55,17 @@ def fake_cupy(monkeypatch):
 
 @pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory):
-    """One temporary cache for the whole test session: $TINYALEX_CACHE and the emulator's
-    cache point into it before any fixture or test runs (session-wide and autouse, so even
-    module-scoped fixtures see it), and nothing a test runs can write into ~/.cache/tinyalex.
-    What the tests generate, decode and compile is built once per session. A test may point
-    the variables elsewhere with monkeypatch; they come back afterwards."""
+    """One temporary cache for the whole test session: $TINYALEX_CACHE and the emulator's and
+    the fast path's compiled caches point into it before any fixture or test runs
+    (session-wide and autouse, so even module-scoped fixtures see it), and nothing a test
+    runs can write into ~/.cache/tinyalex. What the tests generate, decode and compile is
+    built once per session. A test may point the variables elsewhere with monkeypatch; they
+    come back afterwards."""
     root = tmp_path_factory.mktemp("tinyalex-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TINYALEX_CACHE", str(root))
         mp.setenv("TINYALEX_EMULATOR_CACHE", str(root / "emulator"))
+        mp.setenv("TINYALEX_COMPILED_CACHE", str(root / "fast"))  # the fast path's C kernels
         yield root
 
 

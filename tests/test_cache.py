@@ -14,6 +14,9 @@ def test_tests_use_a_temporary_cache():
     from tinyalex.cuda import emulator
 
     assert not str(emulator.cache_dir()).startswith(str(home)), emulator.cache_dir()
+    from tinyalex.fast import compiled
+
+    assert not str(compiled.cache_dir()).startswith(str(home)), compiled.cache_dir()
 
 
 @pytest.fixture
@@ -35,6 +38,9 @@ def filled(tmp_path, monkeypatch):
     (root / "decoded" / ".tmp-4242@host-photos-256px-x").mkdir()
     (root / "emulator").mkdir()
     (root / "emulator" / f"lrn-{'ab' * 12}.so").write_bytes(b"x" * 1000)
+    monkeypatch.setenv("TINYALEX_COMPILED_CACHE", str(root / "fast"))
+    (root / "fast").mkdir()
+    (root / "fast" / f"kernels-float32-{'cd' * 10}.so").write_bytes(b"x" * 2000)
     (root / "notes.txt").write_text("mine")
     return root
 
@@ -42,12 +48,13 @@ def filled(tmp_path, monkeypatch):
 def test_listing_names_every_entry_with_its_size(filled, capsys):
     assert cache.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"tinyalex cache: {filled} ($TINYALEX_CACHE): 2.5 MB in 4 entries"
+    assert lines[0] == f"tinyalex cache: {filled} ($TINYALEX_CACHE): 2.5 MB in 5 entries"
     text = "\n".join(lines)
     assert "2.5 MB  decoded/photos-256px-0123456789abcdef" in text
     assert "decoded 256px images of /data/photos (30 train, 5 val)" in text
     assert "decoded/.tmp-4242@host-photos-256px-x" in text and "interrupted" in text
     assert "3.0 KB  shapes-v4-seed0" in text and "1.0 KB  emulator" in text
+    assert "2.0 KB  fast" in text and "the fast path's C kernels" in text
     assert "notes.txt" in text and "not tinyalex's: left alone" in text
     assert lines[-1].startswith("remove with: python -m tinyalex.cache remove")
 
@@ -70,6 +77,7 @@ def test_remove_some_entries_then_all_leaving_other_files_alone(filled, capsys):
 def test_an_empty_or_missing_cache_lists_as_empty(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TINYALEX_CACHE", str(tmp_path / "nothing"))
     monkeypatch.setenv("TINYALEX_EMULATOR_CACHE", str(tmp_path / "nothing" / "emulator"))
+    monkeypatch.setenv("TINYALEX_COMPILED_CACHE", str(tmp_path / "nothing" / "fast"))
     assert cache.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "0 B in 0 entries" in out and "(empty)" in out
@@ -92,8 +100,8 @@ def impostors(filled, tmp_path):
     """Things in the cache folder named like tinyalex's entries but not made by it: a user's
     folder called shapes-v9-mine, a decoded/ folder without tinyalex's meta.json, one whose
     meta.json has another format, a symbolic link named like the built-in set pointing at a
-    user's folder, a .tmp- folder without the writer's pid and host, and the user's own file
-    in the emulator folder."""
+    user's folder, a .tmp- folder without the writer's pid and host, and the user's own files
+    in the emulator's and the fast path's folders."""
     mine = tmp_path / "my-photos"
     mine.mkdir()
     (mine / "holiday.jpg").write_bytes(b"precious")
@@ -109,6 +117,7 @@ def impostors(filled, tmp_path):
     (filled / ".tmp-backup").mkdir()
     (filled / ".tmp-backup" / "old.txt").write_text("mine too")
     (filled / "emulator" / "README.txt").write_text("my notes on the kernels")
+    (filled / "fast" / "kernels-float32-mine.so").write_bytes(b"my own build")
     return filled, mine
 
 
@@ -117,7 +126,7 @@ def test_remove_all_removes_only_entries_with_tinyalex_marker(impostors, capsys)
     theirs = {name for name in ("shapes-v9-mine", "shapes-v4-seed1",
                                 "decoded/photos-72px-fedcba9876543210",
                                 "decoded/photos-72px-0000000000000000", ".tmp-backup",
-                                "emulator/README.txt")}
+                                "emulator/README.txt", "fast/kernels-float32-mine.so")}
     assert cache.main([]) == 0
     listed = capsys.readouterr().out.splitlines()
     for name in theirs:
@@ -128,13 +137,14 @@ def test_remove_all_removes_only_entries_with_tinyalex_marker(impostors, capsys)
     kept_mine = snapshot(mine)
     assert cache.main(["remove", "--all"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("removed 4 entries")
+    assert out.startswith("removed 5 entries")
     after = snapshot(root)
     assert {name: after.get(name, "gone") for name in kept} == kept         # byte for byte
     assert snapshot(mine) == kept_mine
     assert not (root / "shapes-v4-seed0").exists()
     assert not (root / "decoded" / "photos-256px-0123456789abcdef").exists()
     assert sorted(p.name for p in (root / "emulator").iterdir()) == ["README.txt"]
+    assert sorted(p.name for p in (root / "fast").iterdir()) == ["kernels-float32-mine.so"]
     for name in sorted(theirs):
         status = cli.run(cache.main, ["remove", name])
         err = capsys.readouterr().err

@@ -175,3 +175,34 @@ def test_chunked_layers_work_in_a_forked_child(tiny_chunks):
         os._exit(0 if np.array_equal(out, expected) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_products_in_pieces_equal_one_product(monkeypatch):
+    """conv's products cut into pieces on the threads (one-thread BLAS) give the results of
+    the whole products on one thread, groups and padding included."""
+    x, w, b = (rand(*s, seed=i, dtype=np.float32) for i, s in
+               enumerate([(5, 4, 9, 8), (6, 2, 3, 3), (6,)]))
+    dout = rand(5, 6, 5, 4, seed=9, dtype=np.float32)
+
+    def conv_all():
+        out, cache = fast.conv_forward(x, w, b, stride=2, pad=1, groups=2)
+        return [out, *fast.conv_backward(dout, cache), *fast.conv_weight_grads(dout, cache)]
+
+    monkeypatch.setattr(parallel, "threads", lambda: 1)
+    whole = conv_all()
+    monkeypatch.setattr(parallel, "threads", lambda: 3)  # 12 pieces: more than the 5 images
+    for a, b_ in zip(whole, conv_all(), strict=True):
+        np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-6)
+
+
+def test_blas_one_thread_restores_the_thread_count():
+    from tinyalex.fast import blas
+
+    found = blas._openblas()
+    if found is None:
+        pytest.skip("this NumPy is not built on OpenBLAS: nothing to switch")
+    setter, getter = found
+    before = getter()
+    with blas.one_thread():
+        assert getter() == 1
+    assert getter() == before

@@ -46,6 +46,11 @@ def test_implementation_modules():
     assert impl.impl_module("textbook") is tinyalex.layers
     assert impl.impl_module("fast") is tinyalex.fast
     assert impl.impl_module("cuda") is tinyalex.cuda.layers
-    assert impl.describe_impl("fast", np.zeros(1)).startswith("fast (NumPy, ")
+    assert impl.describe_impl("fast", np.zeros(1)).startswith("fast (NumPy + C kernels, ")
     assert impl.describe_impl("textbook", np.zeros(1)) == "textbook (NumPy)"
     assert "emulator" in impl.describe_impl("cuda", np.zeros(1, np.float32))
+
+
+def test_the_start_up_phrase_says_when_the_fast_path_runs_without_its_c_kernels(monkeypatch):
+    monkeypatch.setenv("TINYALEX_COMPILED", "0")
+    assert impl.describe_impl("fast", np.zeros(1, np.float32)).startswith("fast (NumPy, ")

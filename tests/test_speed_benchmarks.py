@@ -34,10 +34,30 @@ def test_layers_benchmark_times_every_layer_of_every_implementation():
 def test_train_step_benchmark_without_pytorch():
     out = run("train_step.py", "--preset", "mini", "--batch", "2", "--steps", "1",
               "--no-torch", "--peak-size", "256")
-    row = re.search(r"^tinyalex\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)%", out, re.M)
-    assert row, out
-    seconds, images_per_s, gflops, _ = (float(v) for v in row.groups())
-    assert seconds > 0 and abs(images_per_s - 2 / seconds) < 0.06 * images_per_s, row.group(0)
-    assert gflops > 0
+    rows = re.findall(r"^tinyalex\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)%", out, re.M)
+    assert len(rows) == 2, out  # one and two threads
+    for row in rows:
+        seconds, images_per_s, gflops, _ = (float(v) for v in row)
+        assert seconds > 0 and abs(images_per_s - 2 / seconds) < 0.06 * images_per_s, row
+        assert gflops > 0
+    # each thread count ran in its own process, with its thread count and a passive PyTorch
+    for threads in (1, 2):
+        section = re.search(rf"^{threads} threads?: BLAS (.*); float32 product peak (\d+) "
+                            r"GFLOP/s; load average ([\d.]+) -> ([\d.]+)", out, re.M)
+        assert section, out
+        assert re.search(rf"^  tinyalex {threads} thread\(s\), compiled kernels (on|off); "
+                         r"OMP_WAIT_POLICY=PASSIVE$", out, re.M), out
+    assert re.search(r"load average [\d.]+ \(1 min\) before the run: (quiet|WARNING: not quiet)",
+                     out), out
     peak = re.search(r"^tinyalex\s+peak\s+(\d+) MiB", out, re.M)
     assert peak and int(peak.group(1)) > 20, out  # an interpreter with NumPy is never smaller
+
+
+def test_train_step_benchmark_busy_processes_come_and_go():
+    out = run("train_step.py", "--preset", "mini", "--batch", "2", "--steps", "1", "--threads",
+              "1", "--busy", "1", "--no-torch", "--no-memory", "--peak-size", "128")
+    started = re.search(r"^--busy 1: started 1 busy process\(es\) \(pids? ([\d ]+)\)", out,
+                        re.M)
+    assert started, out
+    for pid in started.group(1).split():  # ended (and reaped) before the script returned
+        assert not Path(f"/proc/{pid}").exists(), f"busy process {pid} is still running"

@@ -295,8 +295,8 @@ def test_start_up_line_metrics_and_messages_show_the_settings_in_force(folder, t
     assert train.main(base_args(folder, out, epochs=3) + ["--milestones", "1", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("lr 0.01, batch 8, schedule step x0.1 at epochs 1, 2, momentum 0.9, "
-                        "weight decay 0.0005, init he; implementation fast (NumPy, "
-                        f"{cli.plural(cpu_count(), 'thread')})")
+                        "weight decay 0.0005, init he; implementation fast (NumPy + C "
+                        f"kernels, {cli.plural(cpu_count(), 'thread')})")
     assert [line.rsplit("lr ", 1)[1] for line in lines if line.startswith("epoch ")] == \
         ["0.01", "0.001", "0.0001"]
     with open(out / "metrics.csv", newline="") as f:

@@ -36,7 +36,12 @@ def _cupy():
 
 
 def cpu_count() -> int:
-    """The CPU cores this process may use (its affinity mask, not the whole machine)."""
+    """The CPU cores this process may use (its affinity mask, not the whole machine), or
+    ``$TINYALEX_THREADS`` when set (the fast path's threads; benchmarks/train_step.py sets it
+    with OpenBLAS's and PyTorch's thread counts)."""
+    wanted = os.environ.get("TINYALEX_THREADS", "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)

@@ -8,7 +8,8 @@ The cache is ``$TINYALEX_CACHE``, else ``~/.cache/tinyalex``. It holds what can 
 again, at a cost in time: the built-in shapes set (``shapes-v*``, generated in under a
 minute), the decoded images of every data set trained on (``decoded/NAME``, one per folder,
 image size and file list: a folder that changed gets a new one and the old one is removed),
-and the CUDA kernels compiled for the CPU emulator (``emulator``; ``$TINYALEX_EMULATOR_CACHE``
+the CUDA kernels compiled for the CPU emulator (``emulator``; ``$TINYALEX_EMULATOR_CACHE``
+moves it) and the fast path's compiled C kernels (``fast``; ``$TINYALEX_COMPILED_CACHE``
 moves it). Run folders (``runs/...``) are never in the cache, and nothing here touches them.
 Only entries that carry tinyalex's own marker are removed (see ``entries``: a name that merely
 looks like one of ours is not enough); anything else in the folder, the emulator's included, is
@@ -36,6 +37,7 @@ from tinyalex.text import escaped
 
 NOT_OURS = "not tinyalex's: left alone"
 KERNEL_LIBRARY = re.compile(r"^[\w.-]+-[0-9a-f]{24}\.so$")  # tinyalex.cuda.emulator.build
+FAST_LIBRARY = re.compile(r"^kernels-\w+-[0-9a-f]{20}\.so$")  # tinyalex.fast.compiled.build
 
 
 @dataclass
@@ -105,12 +107,20 @@ def emulator_folder() -> Path:
     return emulator.cache_dir()
 
 
-def _emulator_entries(folder: Path, name: str, what: str) -> list[Entry]:
-    """The emulator's folder as one entry holding the libraries it compiled (named
-    ``<kernel file>-<24 hex digits>.so``), and every other thing in it as not tinyalex's."""
+def fast_folder() -> Path:
+    """Where the fast path keeps its compiled C kernels (tinyalex.fast.compiled decides)."""
+    from tinyalex.fast import compiled
+
+    return compiled.cache_dir()
+
+
+def _library_entries(folder: Path, name: str, what: str, pattern: re.Pattern) -> list[Entry]:
+    """A folder of compiled kernels as one entry holding the libraries tinyalex built there
+    (their names match ``pattern``: a hash of the source in the name), and every other thing
+    in it as not tinyalex's."""
     ours, others = [], []
     for path in sorted(folder.iterdir()):
-        is_library = KERNEL_LIBRARY.match(path.name) and path.is_file() and not path.is_symlink()
+        is_library = pattern.match(path.name) and path.is_file() and not path.is_symlink()
         (ours if is_library else others).append(path)
     found = [Entry(name, folder, sum(size_of(p) for p in ours), what, files=ours)]
     found += [Entry(f"{name}/{p.name}", p, size_of(p), NOT_OURS, ours=False) for p in others]
@@ -146,19 +156,30 @@ def entries(root: Path | None = None) -> list[Entry]:
             elif is_temp_name(name):
                 found.append(Entry(name, path, size_of(path),
                                    "an interrupted generation (safe to remove)"))
-            elif name == "emulator" and _folder(path):
+            elif name in ("emulator", "fast") and _folder(path):
                 pass  # listed below, wherever it lives
             else:
                 found.append(Entry(name, path, size_of(path), NOT_OURS, ours=False))
     emulator = emulator_folder()
     if _folder(emulator):
         inside = emulator.resolve() == (root / "emulator").resolve()
-        found += _emulator_entries(emulator, "emulator" if inside else str(emulator),
-                                   "CUDA kernels compiled for the CPU emulator")
+        found += _library_entries(emulator, "emulator" if inside else str(emulator),
+                                  "CUDA kernels compiled for the CPU emulator", KERNEL_LIBRARY)
     if _folder(root / "emulator") and not (root / "emulator").resolve() == emulator.resolve():
         # the emulator was moved elsewhere; this one is old
-        found += _emulator_entries(root / "emulator", "emulator",
-                                   "CUDA kernels compiled for the CPU emulator (unused)")
+        found += _library_entries(root / "emulator", "emulator",
+                                  "CUDA kernels compiled for the CPU emulator (unused)",
+                                  KERNEL_LIBRARY)
+    fast = fast_folder()
+    if _folder(fast):
+        inside = fast.resolve() == (root / "fast").resolve()
+        found += _library_entries(fast, "fast" if inside else str(fast),
+                                  "the fast path's C kernels, compiled on first use",
+                                  FAST_LIBRARY)
+    if _folder(root / "fast") and not (root / "fast").resolve() == fast.resolve():
+        # compiled under another $TINYALEX_COMPILED_CACHE; unused now
+        found += _library_entries(root / "fast", "fast", "the fast path's C kernels (unused)",
+                                  FAST_LIBRARY)
     return sorted(found, key=lambda e: (not e.ours, e.name))
 
 

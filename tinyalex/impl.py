@@ -25,6 +25,7 @@ import numpy as np
 
 import tinyalex.cuda.layers
 import tinyalex.fast
+import tinyalex.fast.compiled
 import tinyalex.layers
 from tinyalex.backend import SettingError, cpu_count, gpu_description, is_gpu_array
 
@@ -74,10 +75,13 @@ def impl_module(name: str):
 
 
 def describe_impl(name: str, like) -> str:
-    """One phrase for start-up lines, e.g. ``fast (NumPy, 2 threads)``."""
+    """One phrase for start-up lines, e.g. ``fast (NumPy + C kernels, 2 threads)``: for the
+    fast path, whether its compiled kernels run (``tinyalex.fast.compiled``; compiling them
+    here, on first use, if they are not cached yet)."""
     if name == "fast":
         threads = cpu_count()
-        return f"fast (NumPy, {threads} thread{'' if threads == 1 else 's'})"
+        engine = "NumPy + C kernels" if tinyalex.fast.compiled.kernels(like.dtype) else "NumPy"
+        return f"fast ({engine}, {threads} thread{'' if threads == 1 else 's'})"
     if name == "cuda" and not is_gpu_array(like):
         return "cuda (the CUDA kernels on the CPU emulator)"
     if is_gpu_array(like):

@@ -6,7 +6,12 @@ read the textbook first, then this package for what changes and why. What exists
 for speed lives here:
 
     workspace.py   a recycling pool for the big arrays (fresh memory costs page faults)
-    parallel.py    memory-bound work a few images at a time on every core
+    parallel.py    memory-bound work a few images at a time on every core; products in
+                   pieces on the same threads
+    blas.py        OpenBLAS at one thread while tinyalex's threads share out the pieces
+    kernels.c      the memory-bound loops in C (max-pool, LRN, SGD, im2col/col2im),
+    compiled.py    ... compiled on first use and called through ctypes; without a C
+                   compiler, or with TINYALEX_COMPILED=0, the NumPy code below runs instead
     conv.py        strided-view im2col, products into preallocated memory, the faster
                    OpenBLAS product orientations, conv1's weight-only gradient
     lrn.py         the channel window sum without a padded copy, chunked

@@ -24,6 +24,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from tinyalex.backend import cpu_count
+from tinyalex.fast import blas
 
 CHUNK_BYTES = 1 << 20  # aim for about 1 MiB of input per chunk (fits a core's L2 cache)
 
@@ -65,3 +66,35 @@ def for_each_chunk(fn, x) -> None:
         return
     for _ in pool.map(fn, chunks):  # re-raises the first exception of any chunk
         pass
+
+
+def threads() -> int:
+    """The threads the chunked work runs on (1: everything in the caller's thread)."""
+    pool = _pool()
+    return 1 if pool is None else cpu_count()
+
+
+def for_each_part(fn, parts) -> None:
+    """Call ``fn(part)`` for every item of ``parts``: pieces of matrix products that each
+    write their own block of the results, on the pool with OpenBLAS at one thread
+    (``blas.py``), or in order in this thread with one thread.
+
+    Unlike ``for_each_chunk`` the caller makes the parts. There should be several per
+    thread, so that a thread that a busy machine deschedules leaves its remaining pieces to
+    the others instead of holding up the whole product.
+    """
+    pool = _pool()
+    if pool is None or len(parts) < 2:
+        for part in parts:
+            fn(part)
+        return
+    with blas.one_thread():
+        for _ in pool.map(fn, parts):  # re-raises the first exception of any part
+            pass
+
+
+def split(count: int, pieces: int, multiple: int = 1) -> list[slice]:
+    """About ``pieces`` consecutive slices covering range(count), each (but the last) a
+    multiple of ``multiple`` long."""
+    size = max(multiple, -(-count // max(1, pieces)) // multiple * multiple)
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]

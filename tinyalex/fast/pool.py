@@ -6,13 +6,18 @@ offsets; then their positions, scanning the offsets backwards so that on ties th
 offset is written last and wins (the same first-maximum rule). Tracking the position during
 the first pass, with masked copies at every offset, was 2-3x slower. Both passes and the
 backward run on a few images at a time on every core (``parallel.py``).
+
+With the compiled kernels (``compiled.py``) both directions are one C loop each instead:
+the running maximum and its position in one sweep, the position stored in one byte
+(``uint8``: a 3 x 3 window has 9 positions) instead of four. Measured on the paper's pool1,
+batch 32, one thread (CPU time): forward 92 -> 47 ms, backward 53 -> 5 ms.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from tinyalex.fast import workspace
+from tinyalex.fast import compiled, workspace
 from tinyalex.fast.parallel import for_each_chunk
 from tinyalex.layers._checks import check_pool_args, check_same_shape
 from tinyalex.layers.pool import pool_output_size
@@ -29,7 +34,18 @@ def maxpool_forward(x, size: int = 3, stride: int = 2):
     N, C, H, W = x.shape
     OH, OW = pool_output_size(H, size, stride), pool_output_size(W, size, stride)
     out = workspace.empty((N, C, OH, OW), x.dtype)
-    argmax = workspace.empty((N, C, OH, OW), np.int32)
+    # the position of the maximum in its window, 0 .. size*size - 1: one byte when it fits
+    argmax = workspace.empty((N, C, OH, OW), np.uint8 if size * size <= 256 else np.int32)
+    kernels = compiled.for_arrays(x) if argmax.dtype == np.uint8 else None
+    if kernels is not None:
+        def pool_compiled(images):
+            first, count = compiled.span(images, N)
+            kernels.maxpool_forward(compiled.address(x, first), compiled.address(out, first),
+                                    compiled.address(argmax, first), count * C, H, W, OH, OW,
+                                    size, stride)
+
+        for_each_chunk(pool_compiled, x)
+        return out, (x.shape, argmax, size, stride)
 
     def pool(images):  # the images in slice `images`, written into out and argmax
         xs, best, where = x[images], out[images], argmax[images]
@@ -37,10 +53,15 @@ def maxpool_forward(x, size: int = 3, stride: int = 2):
         best[...] = _window_element(xs, 0, 0, stride, OH, OW)
         for i, j in offsets[1:]:
             np.maximum(best, _window_element(xs, i, j, stride, OH, OW), out=best)
-        where[...] = 0  # (only NaN windows match no offset below)
+        where[...] = 0
+        nan_windows = bool(np.isnan(best).any())  # a NaN's window: its first NaN, as argmax
         for k in reversed(range(size * size)):
             i, j = offsets[k]
-            np.copyto(where, k, where=_window_element(xs, i, j, stride, OH, OW) == best)
+            element = _window_element(xs, i, j, stride, OH, OW)
+            found = element == best
+            if nan_windows:
+                found |= np.isnan(element)
+            np.copyto(where, k, where=found)
 
     for_each_chunk(pool, x)
     return out, (x.shape, argmax, size, stride)
@@ -50,7 +71,21 @@ def maxpool_backward(dout, cache):
     """Equals ``tinyalex.layers.maxpool_backward``."""
     x_shape, argmax, size, stride = cache
     check_same_shape("maxpool_backward", "dout", dout, argmax.shape)
+    N, C, H, W = x_shape
     OH, OW = argmax.shape[2:]
+    kernels = compiled.for_arrays(dout) if argmax.dtype == np.uint8 else None
+    if kernels is not None:
+        dx = workspace.empty(x_shape, dout.dtype)  # the kernel zeroes each plane first
+
+        def route_compiled(images):
+            first, count = compiled.span(images, N)
+            kernels.maxpool_backward(compiled.address(dout, first),
+                                     compiled.address(argmax, first),
+                                     compiled.address(dx, first), count * C, H, W, OH, OW,
+                                     size, stride)
+
+        for_each_chunk(route_compiled, dout)
+        return dx
     dx = workspace.zeros(x_shape, dout.dtype)
 
     def route(images):  # dx of the images in slice `images`

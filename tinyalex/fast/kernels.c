@@ -1,0 +1,256 @@
+/* The memory-bound work of the CPU fast path as plain C loops, compiled on first use.
+ *
+ * Each function here is one NumPy pass-sequence of tinyalex/fast/ done in a single sweep over
+ * memory, and each is tested equal to its textbook twin in tinyalex/layers/ (see
+ * tinyalex/fast/compiled.py for how it is built and called, tests/test_compiled.py for the
+ * tests). The file is compiled twice, with `real` = float and with `real` = double; every
+ * function name carries the suffix (NAME(x) -> x_float32 / x_float64).
+ *
+ * Layouts are NumPy's C order. A function works on a run of consecutive images, so that
+ * Python can hand chunks of the batch to its threads (tinyalex/fast/parallel.py); the
+ * pointers it receives point at the first image of the chunk. No function allocates more
+ * than a small scratch block, and none keeps state between calls.
+ *
+ * Built with -ffp-contract=off: no fused multiply-adds, so that the SGD update rounds exactly
+ * as NumPy's four passes do (bit for bit).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tgmath.h>  /* sqrt, pow: the float or double version by argument type */
+
+#ifndef REAL
+#error "compile with -DREAL=float -DSUFFIX=float32 (or double / float64)"
+#endif
+typedef REAL real;
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define NAME(x) CAT(x, SUFFIX)
+
+/* ---- max-pooling (section 3.4) --------------------------------------------------------
+ * x (planes, H, W) -> out, argmax (planes, OH, OW); planes = images * channels.
+ * argmax[p] = i * size + j, the position of the maximum inside its window; on ties the first
+ * in row-major order (only a strictly larger value replaces the running best), and the first
+ * NaN if there is one (as NumPy's argmax). One window at a time, its best value and position
+ * in registers: measured faster than updating whole output rows once per window offset
+ * (vectorised along `ow`) on AlexNet's short rows (mini pool1 14 against 21 ms, paper pool1
+ * 50 against 47 ms: a wash there). */
+void NAME(maxpool_forward)(const real *x, real *out, uint8_t *argmax, int64_t planes,
+                           int H, int W, int OH, int OW, int size, int stride)
+{
+    for (int64_t p = 0; p < planes; p++) {
+        const real *plane = x + p * H * W;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                const real *window = plane + (int64_t)oh * stride * W + ow * stride;
+                real best = window[0];
+                int where = 0;
+                for (int i = 0; i < size; i++)
+                    for (int j = 0; j < size; j++) {
+                        real v = window[i * W + j];
+                        if (v > best || (v != v && best == best)) {  /* larger, or the first NaN */
+                            best = v;
+                            where = i * size + j;
+                        }
+                    }
+                out[(p * OH + oh) * OW + ow] = best;
+                argmax[(p * OH + oh) * OW + ow] = (uint8_t)where;
+            }
+    }
+}
+
+/* dout, argmax (planes, OH, OW) -> dx (planes, H, W): each gradient goes to its window's
+ * maximum; overlapping windows add. dx is zeroed here first. */
+void NAME(maxpool_backward)(const real *dout, const uint8_t *argmax, real *dx, int64_t planes,
+                            int H, int W, int OH, int OW, int size, int stride)
+{
+    for (int64_t p = 0; p < planes; p++) {
+        real *plane = dx + p * H * W;
+        memset(plane, 0, sizeof(real) * H * W);
+        const real *g = dout + p * OH * OW;
+        const uint8_t *where = argmax + p * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int k = where[oh * OW + ow];
+                plane[(oh * stride + k / size) * W + ow * stride + k % size] += g[oh * OW + ow];
+            }
+    }
+}
+
+/* ---- local response normalization (section 3.3) ---------------------------------------
+ * x (images, C, HW) -> out, scale (images, C, HW):
+ *     scale[c] = k + alpha * sum_{c' = c - n/2}^{c + n/2} x[c']^2   (channels in [0, C))
+ *     out[c]   = x[c] * scale[c]^-beta
+ * A block of BLOCK pixels at a time, all channels: the block's x, scale and out stay in the
+ * L1/L2 cache while the window slides along the channels. */
+#define BLOCK 256
+
+/* o[q] = a[q] * s[q]^-beta for q < len. The paper's beta 0.75 as a / (sqrt(s) sqrt(sqrt(s))),
+ * which vectorises (pow does not), within a few units in the last place of pow. */
+static inline void times_power(real *restrict o, const real *restrict a,
+                               const real *restrict s, int len, real beta)
+{
+    if (beta == (real)0.75)
+        for (int q = 0; q < len; q++) o[q] = a[q] / (sqrt(s[q]) * sqrt(sqrt(s[q])));
+    else
+        for (int q = 0; q < len; q++) o[q] = a[q] * pow(s[q], -beta);
+}
+
+void NAME(lrn_forward)(const real *x, real *out, real *scale, int64_t images, int C,
+                       int64_t HW, int n, real k, real alpha, real beta)
+{
+    int half = n / 2;
+    for (int64_t img = 0; img < images; img++)
+        for (int64_t p0 = 0; p0 < HW; p0 += BLOCK) {
+            int len = (int)(HW - p0 < BLOCK ? HW - p0 : BLOCK);
+            const real *xi = x + img * C * HW + p0;
+            for (int c = 0; c < C; c++) {
+                real *s = scale + img * C * HW + c * HW + p0;
+                real *o = out + img * C * HW + c * HW + p0;
+                int lo = c - half < 0 ? 0 : c - half, hi = c + half >= C ? C - 1 : c + half;
+                for (int q = 0; q < len; q++) s[q] = 0;
+                for (int cc = lo; cc <= hi; cc++) {
+                    const real *a = xi + cc * HW;
+                    for (int q = 0; q < len; q++) s[q] += a[q] * a[q];
+                }
+                for (int q = 0; q < len; q++) s[q] = k + alpha * s[q];
+                times_power(o, xi + c * HW, s, len, beta);
+            }
+        }
+}
+
+/* dout, x, out, scale (images, C, HW) -> dx:
+ *     dx[c] = g[c] scale[c]^-beta - 2 alpha beta x[c] sum_{c' in window(c)} g[c'] out[c'] / scale[c']
+ * (the formula of tinyalex/layers/lrn.py). t = g out / scale of one pixel block, all channels,
+ * goes into a scratch block first, then the window slides over it. */
+int NAME(lrn_backward)(const real *dout, const real *x, const real *out, const real *scale,
+                       real *dx, int64_t images, int C, int64_t HW, int n, real alpha, real beta)
+{
+    int half = n / 2;
+    real *t = malloc(sizeof(real) * C * BLOCK);  /* (C, BLOCK) */
+    if (!t) return -1;
+    real factor = 2 * alpha * beta;
+    for (int64_t img = 0; img < images; img++)
+        for (int64_t p0 = 0; p0 < HW; p0 += BLOCK) {
+            int len = (int)(HW - p0 < BLOCK ? HW - p0 : BLOCK);
+            int64_t base = img * C * HW + p0;
+            for (int c = 0; c < C; c++) {
+                const real *g = dout + base + c * HW, *o = out + base + c * HW;
+                const real *s = scale + base + c * HW;
+                for (int q = 0; q < len; q++) t[c * BLOCK + q] = g[q] * o[q] / s[q];
+            }
+            for (int c = 0; c < C; c++) {
+                int lo = c - half < 0 ? 0 : c - half, hi = c + half >= C ? C - 1 : c + half;
+                const real *g = dout + base + c * HW, *a = x + base + c * HW;
+                const real *s = scale + base + c * HW;
+                real *d = dx + base + c * HW;
+                real sum[BLOCK];
+                for (int q = 0; q < len; q++) sum[q] = 0;
+                for (int cc = lo; cc <= hi; cc++)
+                    for (int q = 0; q < len; q++) sum[q] += t[cc * BLOCK + q];
+                times_power(d, g, s, len, beta);  /* d = g s^-beta */
+                for (int q = 0; q < len; q++) d[q] -= factor * a[q] * sum[q];
+            }
+        }
+    free(t);
+    return 0;
+}
+
+/* ---- the SGD update (section 5), one pass -----------------------------------------------
+ * w, v, g (count,): v = momentum v - decay_lr w - lr g; w += v, rounded exactly as NumPy's
+ * four in-place passes round (the same operations in the same order, no fused multiply-add;
+ * decay_lr = weight_decay * lr is computed by the caller in double, then rounded, as NumPy
+ * does with a Python float times a float32 array). */
+void NAME(sgd_update)(real *w, real *v, const real *g, int64_t count, real lr, real momentum,
+                      real decay_lr)
+{
+    for (int64_t i = 0; i < count; i++) {
+        real vi = v[i] * momentum;
+        vi = vi - decay_lr * w[i];
+        vi = vi - lr * g[i];
+        v[i] = vi;
+        w[i] = w[i] + vi;
+    }
+}
+
+/* ---- im2col / col2im (tinyalex/layers/conv.py's column layout) ---------------------------
+ * cols[(c, i, j), (n, oh, ow)] = x[n, c, oh*stride + i - pad, ow*stride + j - pad], zero
+ * outside the image. x: `images` images of (C, H, W); cols: rows of length ld (the whole
+ * batch's N * OH * OW), this chunk's columns starting at column 0 of the pointer given.
+ * The padding is never materialised: each output row is split into the columns left of the
+ * image (zeros), inside it (a strided copy) and right of it (zeros). */
+static inline void inside(int size, int k, int stride, int pad, int count, int *lo, int *hi)
+{
+    /* out positions o in [lo, hi) with 0 <= o*stride + k - pad < size */
+    int first = pad - k > 0 ? (pad - k + stride - 1) / stride : 0;
+    int last = (size - 1 + pad - k) >= 0 ? (size - 1 + pad - k) / stride + 1 : 0;
+    *lo = first < count ? first : count;
+    *hi = last < count ? last : count;
+    if (*hi < *lo) *hi = *lo;
+}
+
+void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, int H, int W,
+                  int kh, int kw, int stride, int pad, int OH, int OW)
+{
+    int64_t P = (int64_t)OH * OW;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < kh; i++) {
+            int oh_lo, oh_hi;
+            inside(H, i, stride, pad, OH, &oh_lo, &oh_hi);
+            for (int j = 0; j < kw; j++) {
+                int ow_lo, ow_hi;
+                inside(W, j, stride, pad, OW, &ow_lo, &ow_hi);
+                real *row = cols + ((int64_t)(c * kh + i) * kw + j) * ld;
+                for (int64_t n = 0; n < images; n++) {
+                    const real *plane = x + (n * C + c) * H * W;
+                    real *dst = row + n * P;
+                    for (int oh = 0; oh < OH; oh++) {
+                        real *d = dst + oh * OW;
+                        if (oh < oh_lo || oh >= oh_hi) {
+                            for (int ow = 0; ow < OW; ow++) d[ow] = 0;
+                            continue;
+                        }
+                        const real *src = plane + (oh * stride + i - pad) * W + j - pad;
+                        for (int ow = 0; ow < ow_lo; ow++) d[ow] = 0;
+                        if (stride == 1)
+                            memcpy(d + ow_lo, src + ow_lo, sizeof(real) * (ow_hi - ow_lo));
+                        else
+                            for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] = src[ow * stride];
+                        for (int ow = ow_hi; ow < OW; ow++) d[ow] = 0;
+                    }
+                }
+            }
+        }
+}
+
+/* The adjoint: dx[n, c, h, w] = sum of the cols entries that im2col copied from (h, w).
+ * dx: `images` images, image n's channel c at dx + n * image_stride + c * H * W (dx may be a
+ * group's channels inside a bigger array). One (H, W) plane at a time: it stays in L1 while
+ * its kh * kw rows of cols are added in. */
+void NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, int64_t images,
+                  int C, int H, int W, int kh, int kw, int stride, int pad, int OH, int OW)
+{
+    int64_t P = (int64_t)OH * OW;
+    for (int64_t n = 0; n < images; n++)
+        for (int c = 0; c < C; c++) {
+            real *plane = dx + n * image_stride + (int64_t)c * H * W;
+            memset(plane, 0, sizeof(real) * H * W);
+            for (int i = 0; i < kh; i++) {
+                int oh_lo, oh_hi;
+                inside(H, i, stride, pad, OH, &oh_lo, &oh_hi);
+                for (int j = 0; j < kw; j++) {
+                    int ow_lo, ow_hi;
+                    inside(W, j, stride, pad, OW, &ow_lo, &ow_hi);
+                    const real *row = cols + ((int64_t)(c * kh + i) * kw + j) * ld + n * P;
+                    for (int oh = oh_lo; oh < oh_hi; oh++) {
+                        real *restrict d = plane + (oh * stride + i - pad) * W + j - pad;
+                        const real *restrict s = row + oh * OW;
+                        if (stride == 1)  /* a separate loop, so that it vectorises */
+                            for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] += s[ow];
+                        else
+                            for (int ow = ow_lo; ow < ow_hi; ow++) d[ow * stride] += s[ow];
+                    }
+                }
+            }
+        }
+}
