@@ -67,7 +67,7 @@ def test_the_same_answer_without_a_silent_layer_is_reported_too():
     assert text.startswith("warning: the network has stopped learning after epoch 2: it gives "
                            "all 12 validation images checked the same answer")
     assert "Likely cause" not in text and "It may not recover" in text
-    assert text.endswith("start a new run with --lr 0.001 (README: A dead network)")
+    assert text.endswith("start a new run with --lr 0.001 (docs/training.md: A dead network)")
 
 
 def test_a_network_that_never_used_its_input_is_told_about_its_initialisation():
@@ -79,7 +79,7 @@ def test_a_network_that_never_used_its_input_is_told_about_its_initialisation():
     text = dead_network.dead_warning(dead, net, 1, history, 0.01)
     assert text.startswith("warning: the network has stopped learning after epoch 1")
     assert "its initialisation (paper) passes too little of the image" in text
-    assert text.endswith("start a new run with --init he (README: A dead network)")
+    assert text.endswith("start a new run with --init he (docs/training.md: A dead network)")
 
 
 def paper_like():

@@ -27,6 +27,9 @@ FOLDER = Path(__file__).parent.parent / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
 MAX_BYTES = 500_000
 KERNEL = "tinyalex-test-python"
+# Each notebook that runs cleanly is also written here with its outputs, git-ignored: the
+# book (docs/book.py) is built from these copies without running the course again.
+EXECUTED = FOLDER.parent / "build" / "executed-notebooks"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +73,7 @@ def execute(notebook, kernel_home, folder, monkeypatch):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_on_a_jupyter_kernel(path, kernel_home, tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
+    (EXECUTED / path.name).unlink(missing_ok=True)  # never leave an older run's copy behind
     start = time.perf_counter()
     execute(notebook, kernel_home, tmp_path, monkeypatch)
     print(f"{path.name}: {time.perf_counter() - start:.1f} s on a Jupyter kernel")
@@ -79,6 +83,8 @@ def test_notebook_runs_on_a_jupyter_kernel(path, kernel_home, tmp_path, monkeypa
     assert not answers_shown_before_their_exercise(notebook)
     assert set(os.listdir(tmp_path)) <= {"cache"}, (
         f"{path.name} wrote files into its working folder: {os.listdir(tmp_path)}")
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, EXECUTED / path.name)
 
 
 def answers_shown_before_their_exercise(notebook) -> list[str]:

@@ -62,7 +62,8 @@ def dead_network(net, images: np.ndarray, stats: dict, seed: int) -> dict | None
 
 
 def dead_recipe(config: AlexNetConfig, lr: float) -> str:
-    """The options that start a network of this config learning (README: A dead network)."""
+    """The options that start a network of this config learning (docs/training.md: A dead
+    network)."""
     if config.init == "paper":
         return "--init he"
     return f"--lr {rate_text(lr / 10)}"
@@ -91,5 +92,5 @@ def dead_warning(dead: dict, net, epoch: int, history: list[dict], lr: float) ->
                  "of the image to the output (it answered every image alike before training "
                  "too)")
     text += ". Training on will not revive it" if silent else ". It may not recover"
-    return (text + f": start a new run with {dead_recipe(net.config, lr)} (README: A dead "
-            "network)")
+    return (text + f": start a new run with {dead_recipe(net.config, lr)} (docs/training.md: "
+            "A dead network)")
