@@ -8,6 +8,7 @@ that need a real GPU say so and skip. The ``fake_cupy`` fixture installs it for 
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,13 @@ def session_cache(tmp_path_factory):
 
 
 TINY_CLASSES = ("blue", "red", "green")
+
+
+def snapshot(folder):
+    """{relative path: bytes} of every file under ``folder``: what a test compares, byte for
+    byte, to show that nothing a user made changed."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*"))
+            if p.is_file()}
 
 
 def make_tiny_folder(root, classes=TINY_CLASSES, n_train=10, n_val=3, seed=0):

@@ -13,6 +13,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import snapshot
 
 from tinyalex import checkpoint, cli, evaluate, predict, train, viz
 from tinyalex.checkpoint import CheckpointError
@@ -21,12 +22,6 @@ from tinyalex.checkpoint import CheckpointError
 @pytest.fixture(autouse=True)
 def cpu(monkeypatch):
     monkeypatch.setenv("TINYALEX_DEVICE", "cpu")
-
-
-def snapshot(folder):
-    """{relative path: bytes} of every file under ``folder``: nothing may change."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
 
 
 def write_npz(path, arrays: dict, meta) -> None:

@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+from conftest import snapshot
 
 from tinyalex import checkpoint, cli, predict, storage
 
@@ -15,12 +16,6 @@ from tinyalex import checkpoint, cli, predict, storage
 @pytest.fixture(autouse=True)
 def cpu(monkeypatch):
     monkeypatch.setenv("TINYALEX_DEVICE", "cpu")
-
-
-def snapshot(folder):
-    """{relative path: bytes} of every file under ``folder``."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
 
 
 @pytest.fixture

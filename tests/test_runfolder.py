@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from conftest import snapshot
 
 from tinyalex import runfolder
 from tinyalex.runfolder import FolderInUse, RunFolderError
@@ -110,12 +111,6 @@ def test_a_claim_waits_for_no_one_and_takes_no_time(tmp_path):
 
 
 # --- through the training command -------------------------------------------------------------
-
-def snapshot(folder):
-    """{relative path: bytes} of every file under ``folder``."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
-
 
 def train_args(data, out=None, epochs=1):
     argv = ["--data", str(data), "--epochs", str(epochs), "--batch-size", "8", "--no-progress",

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import snapshot
 
 from tinyalex import checkpoint, cli, data, train
 from tinyalex.backend import cpu_count
@@ -41,11 +42,6 @@ def run_cli(module, *args):
 def params_of(path):
     arrays, meta = checkpoint.load(path)
     return arrays["param"], meta
-
-
-def snapshot(folder):
-    """{file name: bytes} of a folder, to check that nothing in it changed."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def test_train_evaluate_predict_cli(folder, tmp_path):
