@@ -282,7 +282,7 @@ META = {
 }
 HISTORY = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1")  # each row's
 REQUIRED = ("format", "config", "classes")
-# what --resume needs besides (train.check_resume names what a checkpoint lacks)
+# what --resume needs besides (``check`` with resume=True names what a checkpoint lacks)
 TRAINING = ("data", "seed", "hyper", "epoch", "batch", "sums", "optimizer", "schedule",
             "history", "best_top1")
 

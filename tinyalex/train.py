@@ -159,7 +159,7 @@ def training(args, Runner=Run) -> int:
     try:
         if args.resume:
             arrays, meta, folder = resume_source(args.resume)
-            check_resume(meta, args.resume, args)
+            check_resume(meta, args)
             message = finished_message(meta, folder, args.epochs or meta["hyper"]["epochs"])
             if message:
                 print(message, flush=True)
@@ -292,13 +292,9 @@ def resume_source(path: str):
     return arrays, meta, folder
 
 
-def check_resume(meta: dict, path, args) -> None:
-    """A UserError when --resume cannot continue this checkpoint with these arguments."""
-    missing = [key for key in ("config", "hyper", "epoch", "batch", "optimizer", "history")
-               if key not in meta]
-    if missing:
-        raise cli.UserError(f"--resume: {path} is not a checkpoint of a training run (it lacks "
-                            f"{', '.join(missing)}): pass a run folder or its last.npz")
+def check_resume(meta: dict, args) -> None:
+    """A UserError when --resume cannot continue this checkpoint with these arguments (what
+    the checkpoint holds was checked when it was read: ``resume_source``)."""
     name = meta["config"].get("name")
     if args.config is not None and args.config != name:
         raise cli.UserError(f"--resume: the checkpoint is from config '{name}', not "
