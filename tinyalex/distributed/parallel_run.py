@@ -17,9 +17,9 @@ class ParallelRun(Run):
     image, the network initialised from --seed, the optimiser, or all of it from --resume),
     so every rank starts from the same weights and sees the same batches. Then only rank 0
     writes files (the ranks use the run folder rank 0 named: ``launch.run``); they agree on
-    Ctrl-C:
-    ``mpiexec`` passes Ctrl-C to every rank, but they may see it during different steps, so
-    "stop after this step" is decided at a control point (``stop_agreed``), by all at once.
+    Ctrl-C: ``mpiexec`` passes Ctrl-C to every rank, but they may see it during different
+    steps, so "stop after this step" is decided at a control point (``stop_agreed``), by all
+    at once.
     """
 
     def __init__(self, args, resume=None, *, comm: Comm):
