@@ -38,7 +38,9 @@ def test_train_step_benchmark_without_pytorch():
     assert len(rows) == 2, out  # one and two threads
     for row in rows:
         seconds, images_per_s, gflops, _ = (float(v) for v in row)
-        assert seconds > 0 and abs(images_per_s - 2 / seconds) < 0.06 * images_per_s, row
+        # images/s is batch / median seconds; the median is printed to 0.001 s (and a 5 ms
+        # step rounds by up to 10%), images/s to 0.1: the printed values agree to that
+        assert seconds > 0 and abs(2 / images_per_s - seconds) <= 0.0005 + 1e-6, row
         assert gflops > 0
     # each thread count ran in its own process, with its thread count and a passive PyTorch
     for threads in (1, 2):
