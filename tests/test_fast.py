@@ -191,8 +191,8 @@ def test_products_in_pieces_equal_one_product(monkeypatch):
     monkeypatch.setattr(parallel, "threads", lambda: 1)
     whole = conv_all()
     monkeypatch.setattr(parallel, "threads", lambda: 3)  # 12 pieces: more than the 5 images
-    for a, b_ in zip(whole, conv_all(), strict=True):
-        np.testing.assert_allclose(a, b_, rtol=1e-6, atol=1e-6)
+    for a, b_ in zip(whole, conv_all(), strict=True):  # the weight gradients are summed
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)  # in another order
 
 
 def test_blas_one_thread_restores_the_thread_count():

@@ -177,13 +177,18 @@ def _conv_grads(dout, cache, need_dx: bool):
     dout_t = dout_t.reshape(F, -1)  # (F, N*P): the column order of cols
     db = dout_t.sum(axis=1)
     w_rows = w.reshape(G, F // G, K)
-    dw_t = np.empty((G, K, F // G), dtype=w.dtype)  # dw transposed (the faster orientation)
     dx = workspace.empty(x_shape, dout.dtype) if need_dx else None
-    pieces = 1 if parallel.threads() == 1 else PIECES_PER_THREAD * parallel.threads()
+    # dw transposed (the faster orientation), as a sum over pieces of the batch: partial[i]
+    # holds piece i's share, summed at the end in a fixed order.
+    image_parts = _image_parts(N)
+    partial = workspace.empty((len(image_parts), G, K, F // G), w.dtype)
 
-    def weight_gradient(g, rows):  # dw_g^T[rows] = cols_g[rows] @ dout_g^T
-        np.matmul(cols[g * K : (g + 1) * K][rows], dout_t[g * F // G : (g + 1) * F // G].T,
-                  out=dw_t[g, rows])
+    def weight_gradient(i):  # partial[i] = cols_g[:, piece] @ dout_g[:, piece]^T, every g
+        images = image_parts[i]
+        columns = slice(images.start * P, images.stop * P)
+        for g in range(G):
+            np.matmul(cols[g * K : (g + 1) * K, columns],
+                      dout_t[g * F // G : (g + 1) * F // G, columns].T, out=partial[i, g])
 
     def input_gradient(images):  # dx of these images: dcols = w_g^T @ dout_g, then col2im
         columns = slice(images.start * P, images.stop * P)
@@ -194,11 +199,11 @@ def _conv_grads(dout, cache, need_dx: bool):
                          (images.stop - images.start, Cg, H, W), KH, KW, stride, pad,
                          chunked=False)
 
-    tasks = [functools.partial(weight_gradient, g, rows) for g in range(G)
-             for rows in parallel.split(K, max(1, pieces // G))]
+    tasks = [functools.partial(weight_gradient, i) for i in range(len(image_parts))]
     if need_dx:
-        tasks += [functools.partial(input_gradient, images) for images in _image_parts(N)]
+        tasks += [functools.partial(input_gradient, images) for images in image_parts]
     parallel.for_each_part(lambda task: task(), tasks)
+    dw_t = partial[0] if len(image_parts) == 1 else partial.sum(axis=0)
     return dx, dw_t.transpose(0, 2, 1).reshape(w.shape), db
 
 
