@@ -41,6 +41,7 @@ from tinyalex.layers._checks import check_conv_args, check_same_shape
 from tinyalex.layers.conv import conv_output_size
 
 PIECES_PER_THREAD = 4  # pieces of each product per thread (see parallel.for_each_part)
+SMALL_SHARES = 1 << 20  # bytes: the weight gradient's per-piece shares, all together
 
 
 def _windows(x, kh: int, kw: int, stride: int, pad: int):
@@ -179,13 +180,18 @@ def _conv_grads(dout, cache, need_dx: bool):
     w_rows = w.reshape(G, F // G, K)
     dx = workspace.empty(x_shape, dout.dtype) if need_dx else None
     # dw transposed (the faster orientation), as a sum over pieces of the batch: partial[i]
-    # holds piece i's share, summed at the end in a fixed order.
+    # is piece i's share; each piece reads its columns and its dout once. (Pieces of dw's
+    # rows instead re-read the whole dout each: mini's conv1 took 3x as long at two threads.)
+    # As many pieces as the products have where the shares are small; else one per thread,
+    # so that the shares add little memory (paper conv3: 3.5 MB each).
     image_parts = _image_parts(N)
-    partial = workspace.empty((len(image_parts), G, K, F // G), w.dtype)
+    share_bytes = G * K * (F // G) * w.itemsize
+    weight_parts = (image_parts if len(image_parts) * share_bytes <= SMALL_SHARES
+                    else parallel.split(N, parallel.threads()))
+    partial = np.empty((len(weight_parts), G, K, F // G), w.dtype)
 
     def weight_gradient(i):  # partial[i] = cols_g[:, piece] @ dout_g[:, piece]^T, every g
-        images = image_parts[i]
-        columns = slice(images.start * P, images.stop * P)
+        columns = slice(weight_parts[i].start * P, weight_parts[i].stop * P)
         for g in range(G):
             np.matmul(cols[g * K : (g + 1) * K, columns],
                       dout_t[g * F // G : (g + 1) * F // G, columns].T, out=partial[i, g])
@@ -199,11 +205,13 @@ def _conv_grads(dout, cache, need_dx: bool):
                          (images.stop - images.start, Cg, H, W), KH, KW, stride, pad,
                          chunked=False)
 
-    tasks = [functools.partial(weight_gradient, i) for i in range(len(image_parts))]
+    tasks = [functools.partial(weight_gradient, i) for i in range(len(weight_parts))]
     if need_dx:
         tasks += [functools.partial(input_gradient, images) for images in image_parts]
     parallel.for_each_part(lambda task: task(), tasks)
-    dw_t = partial[0] if len(image_parts) == 1 else partial.sum(axis=0)
+    dw_t = partial[0]
+    for share in partial[1:]:  # in a fixed order: the same sums on every run
+        dw_t += share
     return dx, dw_t.transpose(0, 2, 1).reshape(w.shape), db
 
 
