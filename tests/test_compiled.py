@@ -65,6 +65,19 @@ def test_maxpool_first_maximum_and_first_nan(dtype, chunks):
 
 
 @DTYPES
+@pytest.mark.parametrize("size, stride", [(2, 2), (3, 1), (3, 3), (4, 3), (5, 2)])
+def test_maxpool_every_size_and_stride(dtype, size, stride, chunks):
+    """The separable sweeps pick each window's first maximum (or first NaN) in row-major
+    order for any window and stride, rows that the windows do not reach included."""
+    x = np.round(rand(2, 3, 13, 10, seed=5) * 2).astype(dtype)  # values in -2..2: many ties
+    x[0, 1, 5, 2], x[1, 0, 0, 9], x[1, 2, 12, 0] = np.nan, np.nan, np.nan
+    out, cache = fast.maxpool_forward(x, size, stride)
+    out_ref, cache_ref = textbook.maxpool_forward(x, size, stride)
+    assert_close(out, out_ref)
+    np.testing.assert_array_equal(cache[1], cache_ref[1])
+
+
+@DTYPES
 @pytest.mark.parametrize("k, stride, pad", [(3, 1, 1), (5, 1, 2), (11, 4, 0), (3, 2, 0),
                                             (2, 3, 1), (3, 1, 4)])  # pad > kernel: empty rows
 def test_im2col_and_col2im_every_stride_and_padding(dtype, k, stride, pad, chunks):

@@ -57,6 +57,8 @@ _SIGNATURES = {
     "col2im": [_p, _p, _i64, _i64, _i64, _i, _i, _i, _i, _i, _i, _i, _i, _i],
 }
 
+_RETURN_STATUS = ("maxpool_forward", "lrn_backward")  # 0, or -1: no memory for scratch
+
 _lock = threading.Lock()
 _libraries: dict[np.dtype, object] = {}  # dtype -> namespace of functions, or None
 _said = False  # the one line about falling back has been printed
@@ -135,7 +137,7 @@ class _Kernels:
         for name, argtypes in _SIGNATURES.items():
             fn = getattr(self.library, f"{name}_{suffix}")
             fn.argtypes = [real if a == "real" else a for a in argtypes]
-            fn.restype = ctypes.c_int if name == "lrn_backward" else None
+            fn.restype = ctypes.c_int if name in _RETURN_STATUS else None
             setattr(self, name, fn)
 
 

@@ -7,10 +7,11 @@ offset is written last and wins (the same first-maximum rule). Tracking the posi
 the first pass, with masked copies at every offset, was 2-3x slower. Both passes and the
 backward run on a few images at a time on every core (``parallel.py``).
 
-With the compiled kernels (``compiled.py``) both directions are one C loop each instead:
-the running maximum and its position in one sweep, the position stored in one byte
-(``uint8``: a 3 x 3 window has 9 positions) instead of four. Measured on the paper's pool1,
-batch 32, one thread (CPU time): forward 92 -> 47 ms, backward 53 -> 5 ms.
+With the compiled kernels (``compiled.py``) both directions are C loops instead: the forward
+separably (the maximum along each row segment, then down the columns of those, each one long
+compare-and-select sweep over a plane that the compiler vectorises), the position stored in
+one byte (``uint8``: a 3 x 3 window has 9 positions) instead of four. Measured on the paper's
+pool1, batch 32, one thread: forward 92 ms (NumPy) -> 13 ms, backward 53 -> 5 ms.
 """
 
 from __future__ import annotations
@@ -40,9 +41,12 @@ def maxpool_forward(x, size: int = 3, stride: int = 2):
     if kernels is not None:
         def pool_compiled(images):
             first, count = compiled.span(images, N)
-            kernels.maxpool_forward(compiled.address(x, first), compiled.address(out, first),
-                                    compiled.address(argmax, first), count * C, H, W, OH, OW,
-                                    size, stride)
+            status = kernels.maxpool_forward(compiled.address(x, first),
+                                             compiled.address(out, first),
+                                             compiled.address(argmax, first), count * C, H,
+                                             W, OH, OW, size, stride)
+            if status != 0:
+                raise MemoryError("maxpool_forward: no memory for its scratch planes")
 
         for_each_chunk(pool_compiled, x)
         return out, (x.shape, argmax, size, stride)
