@@ -78,15 +78,18 @@ def test_maxpool_every_size_and_stride(dtype, size, stride, chunks):
 
 
 @DTYPES
-@pytest.mark.parametrize("k, stride, pad", [(3, 1, 1), (5, 1, 2), (11, 4, 0), (3, 2, 0),
-                                            (2, 3, 1), (3, 1, 4)])  # pad > kernel: empty rows
-def test_im2col_and_col2im_every_stride_and_padding(dtype, k, stride, pad, chunks):
+@pytest.mark.parametrize("kh, kw, stride, pad", [
+    (3, 4, 1, 1), (5, 6, 1, 2), (11, 12, 4, 0), (3, 4, 2, 0), (2, 3, 3, 1),
+    (3, 4, 1, 4),  # pad > kernel: empty rows
+    (3, 3, 1, 1), (5, 5, 1, 2), (5, 3, 1, 1),  # rows as long as the image's: one shifted copy
+    (1, 1, 1, 0), (3, 7, 1, 3), (2, 5, 1, 2), (3, 21, 1, 10)])  # ... windows wider than it
+def test_im2col_and_col2im_every_stride_and_padding(dtype, kh, kw, stride, pad, chunks):
     x = rand(3, 2, 13, 10, seed=3, dtype=dtype)
-    cols = fast.im2col(x, k, k + 1, stride, pad)
-    assert_close(cols, textbook.im2col(x, k, k + 1, stride, pad))
+    cols = fast.im2col(x, kh, kw, stride, pad)
+    assert_close(cols, textbook.im2col(x, kh, kw, stride, pad))
     dcols = rand(*cols.shape, seed=4, dtype=dtype)
-    assert_close(fast.col2im(dcols, x.shape, k, k + 1, stride, pad),
-                 textbook.col2im(dcols, x.shape, k, k + 1, stride, pad), backward=True)
+    assert_close(fast.col2im(dcols, x.shape, kh, kw, stride, pad),
+                 textbook.col2im(dcols, x.shape, kh, kw, stride, pad), backward=True)
 
 
 @DTYPES

@@ -57,7 +57,7 @@ _SIGNATURES = {
     "col2im": [_p, _p, _i64, _i64, _i64, _i, _i, _i, _i, _i, _i, _i, _i, _i],
 }
 
-_RETURN_STATUS = ("maxpool_forward", "lrn_backward")  # 0, or -1: no memory for scratch
+_RETURN_STATUS = ("maxpool_forward", "lrn_backward", "col2im")  # 0, or -1: no memory for scratch
 
 _lock = threading.Lock()
 _libraries: dict[np.dtype, object] = {}  # dtype -> namespace of functions, or None

@@ -243,6 +243,25 @@ void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, 
                 for (int64_t n = 0; n < images; n++) {
                     const real *plane = x + (n * C + c) * H * W;
                     real *dst = row + n * P;
+                    if (stride == 1 && OW == W && oh_lo < oh_hi && ow_lo < ow_hi) {
+                        /* rows as long as the image's: window position (i, j) of every
+                         * output is the image shifted by one fixed offset, so the rows
+                         * inside the image are ONE contiguous copy; then the entries that
+                         * wrapped around a row's end (ow < ow_lo, ow >= ow_hi) are zeroed.
+                         * On AlexNet's 6 x 6 maps a copy per row took as long as the product
+                         * that follows (mini conv4, one thread: 3.8 -> 2.2 ms). */
+                        int64_t begin = (int64_t)oh_lo * OW + ow_lo;
+                        int64_t end = (int64_t)(oh_hi - 1) * OW + ow_hi;
+                        int64_t shift = (int64_t)(i - pad) * W + (j - pad);
+                        for (int64_t t = 0; t < begin; t++) dst[t] = 0;
+                        memcpy(dst + begin, plane + begin + shift, sizeof(real) * (end - begin));
+                        for (int64_t t = end; t < P; t++) dst[t] = 0;
+                        for (int oh = oh_lo; oh < oh_hi; oh++) {
+                            for (int ow = 0; ow < ow_lo; ow++) dst[oh * OW + ow] = 0;
+                            for (int ow = ow_hi; ow < OW; ow++) dst[oh * OW + ow] = 0;
+                        }
+                        continue;
+                    }
                     for (int oh = 0; oh < OH; oh++) {
                         real *d = dst + oh * OW;
                         if (oh < oh_lo || oh >= oh_hi) {
@@ -265,11 +284,24 @@ void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, 
 /* The adjoint: dx[n, c, h, w] = sum of the cols entries that im2col copied from (h, w).
  * dx: `images` images, image n's channel c at dx + n * image_stride + c * H * W (dx may be a
  * group's channels inside a bigger array). One (H, W) plane at a time: it stays in L1 while
- * its kh * kw rows of cols are added in. */
-void NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, int64_t images,
-                  int C, int H, int W, int kh, int kw, int stride, int pad, int OH, int OW)
+ * its kh * kw rows of cols are added in. With stride 1 and rows as long as the image's (as in
+ * im2col), each row of cols is added as one contiguous sweep at a fixed offset, the entries
+ * that wrapped around a row's end masked out (inside[j][ow] says which are not): on 6 x 6
+ * maps a loop per row of six was mostly loop overhead. Returns -1 without memory for the
+ * masks, else 0. */
+int NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, int64_t images,
+                 int C, int H, int W, int kh, int kw, int stride, int pad, int OH, int OW)
 {
     int64_t P = (int64_t)OH * OW;
+    int shifted = stride == 1 && OW == W;
+    int32_t *inside_j = shifted ? malloc(sizeof(int32_t) * kw * P) : NULL;
+    if (shifted && !inside_j) return -1;
+    for (int j = 0; shifted && j < kw; j++) {
+        int ow_lo, ow_hi;
+        inside(W, j, stride, pad, OW, &ow_lo, &ow_hi);
+        for (int64_t t = 0; t < P; t++)
+            inside_j[j * P + t] = t % OW >= ow_lo && t % OW < ow_hi;
+    }
     for (int64_t n = 0; n < images; n++)
         for (int c = 0; c < C; c++) {
             real *plane = dx + n * image_stride + (int64_t)c * H * W;
@@ -281,6 +313,18 @@ void NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, 
                     int ow_lo, ow_hi;
                     inside(W, j, stride, pad, OW, &ow_lo, &ow_hi);
                     const real *row = cols + ((int64_t)(c * kh + i) * kw + j) * ld + n * P;
+                    if (shifted) {
+                        if (oh_lo >= oh_hi || ow_lo >= ow_hi) continue;
+                        int64_t begin = (int64_t)oh_lo * OW + ow_lo;
+                        int64_t end = (int64_t)(oh_hi - 1) * OW + ow_hi;
+                        int64_t shift = (int64_t)(i - pad) * W + (j - pad);
+                        real *restrict d = plane + begin + shift;
+                        const real *restrict s = row + begin;
+                        const int32_t *restrict keep = inside_j + j * P + begin;
+                        for (int64_t t = 0; t < end - begin; t++)
+                            d[t] += keep[t] ? s[t] : 0;
+                        continue;
+                    }
                     for (int oh = oh_lo; oh < oh_hi; oh++) {
                         real *restrict d = plane + (oh * stride + i - pad) * W + j - pad;
                         const real *restrict s = row + oh * OW;
@@ -292,4 +336,6 @@ void NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, 
                 }
             }
         }
+    free(inside_j);
+    return 0;
 }
