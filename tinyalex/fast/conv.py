@@ -23,9 +23,6 @@ OpenBLAS, AlexNet's shapes):
   plane stays in the L1 cache. Where the output rows are as long as the image's (stride 1,
   "same" padding: conv2-conv5) each column row is one shifted copy of the whole plane, not
   a copy per row (mini's 6 x 6 maps, one thread: im2col 2.2 -> 1.2 ms, col2im 2.1 -> 1.7).
-- The forward pass makes the columns a run of images at a time (about COLUMN_BYTES) and
-  multiplies each run straight away, while it is still in the cache (mini step, one thread:
-  about -14 ms; the columns are still kept whole for the backward pass).
 - The weight gradient is a sum over pieces of the batch, each piece's share made from its
   own columns and dout and the shares added in a fixed order (the same result on every
   run). Pieces of dw's rows instead re-read the whole dout each: mini's conv1 backward took
@@ -48,7 +45,6 @@ from tinyalex.layers._checks import check_conv_args, check_same_shape
 from tinyalex.layers.conv import conv_output_size
 
 PIECES_PER_THREAD = 4  # pieces of each product per thread (see parallel.for_each_part)
-COLUMN_BYTES = 1 << 19  # im2col a run of images at a time: about this much
 SMALL_SHARES = 1 << 20  # bytes: the weight gradient's per-piece shares, all together
 
 
@@ -149,30 +145,6 @@ def _image_parts(N: int):
     return parallel.split(N, 1 if threads == 1 else PIECES_PER_THREAD * threads)
 
 
-def _in_cache_sized_runs(images: slice, column_bytes: int) -> list[slice]:
-    """``images`` (a slice with a start and a stop) cut into runs whose columns take about
-    COLUMN_BYTES each (at least one image per run)."""
-    per_run = max(1, COLUMN_BYTES // max(1, column_bytes))
-    return [slice(start, min(start + per_run, images.stop))
-            for start in range(images.start, images.stop, per_run)]
-
-
-def _im2col_images(x, cols, images: slice, kh, kw, stride, pad):
-    """The columns of the images in slice ``images`` of x, written into their columns of
-    ``cols`` (the whole batch's), in the calling thread."""
-    N, C, H, W = x.shape
-    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
-    kernels = compiled.for_arrays(x)
-    if kernels is not None:
-        first, count = compiled.span(images, N)
-        kernels.im2col(compiled.address(x, first),
-                       cols.ctypes.data + first * OH * OW * cols.itemsize, cols.shape[1],
-                       count, C, H, W, kh, kw, stride, pad, OH, OW)
-    else:
-        windows = _windows(x[images], kh, kw, stride, pad)
-        cols.reshape(windows.shape[:3] + (N, OH, OW))[:, :, :, images] = windows
-
-
 def conv_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     """Equals ``tinyalex.layers.conv_forward`` (same out, same cache)."""
     check_conv_args("conv_forward", x, w, b, stride, pad, groups)
@@ -181,20 +153,18 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0, groups: int = 1):
     G, K = groups, Cg * KH * KW
     OH, OW = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
     P = OH * OW
-    cols = workspace.empty((G * K, N * P), x.dtype)
+    cols = im2col(x, KH, KW, stride, pad)  # (G*K, N*P)
     w_rows = w.reshape(G, F // G, K)
+    out_t = workspace.empty((F, N * P), x.dtype)  # the output, kernel axis first
     out = workspace.empty((N, F, P), x.dtype)
 
-    def product(piece):  # a run of images at a time: im2col, then the products while the
-        for images in _in_cache_sized_runs(piece, G * K * P * x.itemsize):  # run is in cache
-            _im2col_images(x, cols, images, KH, KW, stride, pad)
-            columns = slice(images.start * P, images.stop * P)
-            out_t = workspace.empty((F, columns.stop - columns.start), x.dtype)
-            for g in range(G):
-                np.matmul(w_rows[g], cols[g * K : (g + 1) * K, columns],
-                          out=out_t[g * F // G : (g + 1) * F // G])
-            np.add(out_t.reshape(F, -1, P).transpose(1, 0, 2), b.reshape(1, F, 1),
-                   out=out[images])
+    def product(images):  # the products of these images' columns, then their copy to out
+        columns = slice(images.start * P, images.stop * P)
+        for g in range(G):
+            np.matmul(w_rows[g], cols[g * K : (g + 1) * K, columns],
+                      out=out_t[g * F // G : (g + 1) * F // G, columns])
+        part = out_t[:, columns].reshape(F, -1, P)
+        np.add(part.transpose(1, 0, 2), b.reshape(1, F, 1), out=out[images])
 
     parallel.for_each_part(product, _image_parts(N))
     return out.reshape(N, F, OH, OW), (x.shape, w, cols, stride, pad, groups)
