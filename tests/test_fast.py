@@ -9,6 +9,7 @@ OpenBLAS setting that the programs, not the library, make.
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -206,3 +207,40 @@ def test_blas_one_thread_restores_the_thread_count():
     with blas.one_thread():
         assert getter() == 1
     assert getter() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux affinity calls only")
+def test_pool_threads_are_pinned_one_per_core():
+    """Each of the pool's workers runs on its own core of this process's cores, in order
+    (two workers on one core halved the two-thread speed in some processes)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = (allowed * 2)[:2]  # a one-core machine: both workers on that core
+    pool = parallel._Pool(2, cores)
+    started = threading.Barrier(2)
+    seen = {}
+
+    def own_affinity(_):
+        started.wait(timeout=10)  # both workers hold one item each
+        seen[threading.current_thread().name] = os.sched_getaffinity(0)
+
+    pool.map(own_affinity, range(2))
+    assert seen == {"tinyalex-0": {cores[0]}, "tinyalex-1": {cores[1]}}
+    assert os.sched_getaffinity(0) == set(allowed)  # the calling thread is left alone
+
+
+def test_pool_runs_every_item_once_and_reraises():
+    pool = parallel._Pool(3, None)
+    done = []
+    pool.map(done.append, range(100))
+    assert sorted(done) == list(range(100))
+    pool.map(done.append, [])  # nothing to do: returns at once
+
+    def fail_on_7(i):
+        if i == 7:
+            raise ValueError("item 7")
+
+    with pytest.raises(ValueError, match="item 7"):
+        pool.map(fail_on_7, range(20))
+    inner = []
+    pool.map(lambda i: pool.map(inner.append, [i, i]), range(4))  # a map inside a map
+    assert sorted(inner) == [0, 0, 1, 1, 2, 2, 3, 3]
