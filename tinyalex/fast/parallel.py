@@ -44,7 +44,7 @@ class _Pool:
     def __init__(self, threads: int, cores: list[int] | None):
         self._lock = threading.Lock()  # one map at a time
         self._wake = [threading.Semaphore(0) for _ in range(threads)]
-        self._job = None
+        self._job = _NO_JOB
         for i in range(threads):
             threading.Thread(target=self._work, args=(i, cores), daemon=True,
                              name=f"tinyalex-{i}").start()
@@ -63,7 +63,11 @@ class _Pool:
             job.done.wait()
             if job.error is not None:
                 raise job.error
-        finally:  # (self._job stays: a worker that wakes late finds its items all taken)
+        finally:
+            # forget the job: its function and items refer to the layer's arrays, which the
+            # buffer pool (workspace.py) must see as free again. A worker that wakes late
+            # runs this empty job, or finds the old one's items all taken.
+            self._job = _NO_JOB
             self._lock.release()
 
     def _work(self, index: int, cores: list[int] | None) -> None:
@@ -100,6 +104,9 @@ class _Job:
                     self.left -= 1
                     if self.left == 0:
                         self.done.set()
+
+
+_NO_JOB = _Job(None, [])
 
 
 @functools.lru_cache(maxsize=1)
