@@ -294,7 +294,7 @@ class Run:
     # --- what the start-up lines say -----------------------------------------------------
 
     def describe_impl(self) -> str:
-        """What computes the layers, in a phrase: e.g. ``fast (NumPy, 2 threads)``."""
+        """What computes the layers, in a phrase: e.g. ``fast (NumPy + C kernels, 2 threads)``."""
         return describe_impl(self.impl, self.net.params[next(iter(self.net.params))])
 
     def show_top5(self) -> bool:
