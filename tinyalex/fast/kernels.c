@@ -286,8 +286,9 @@ void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, 
  * group's channels inside a bigger array). One (H, W) plane at a time: it stays in L1 while
  * its kh * kw rows of cols are added in. With stride 1 and rows as long as the image's (as in
  * im2col), each row of cols is added as one contiguous sweep at a fixed offset, the entries
- * that wrapped around a row's end masked out (inside[j][ow] says which are not): on 6 x 6
- * maps a loop per row of six was mostly loop overhead. Returns -1 without memory for the
+ * that wrapped around a row's end masked out (inside_j[j * P + t]: 1 where column t of window
+ * position j falls inside the image): on 6 x 6 maps a loop per row of six was mostly loop
+ * overhead. Returns -1 without memory for the
  * masks, else 0. */
 int NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, int64_t images,
                  int C, int H, int W, int kh, int kw, int stride, int pad, int OH, int OW)
