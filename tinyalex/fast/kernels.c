@@ -228,6 +228,18 @@ static inline void inside(int size, int k, int stride, int pad, int count, int *
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Stride 1 and output rows as long as the image's (OW == W): for window position (i, j), output
+ * t = oh * OW + ow reads pixel t + shift of the plane, so the outputs whose rows are inside the
+ * image are the one run [begin, end) -- the entries in it that wrapped around a row's end
+ * (ow < ow_lo, ow >= ow_hi) excepted. Needs oh_lo < oh_hi and ow_lo < ow_hi. */
+static inline void shifted_run(int oh_lo, int oh_hi, int ow_lo, int ow_hi, int W, int i, int j,
+                               int pad, int64_t *begin, int64_t *end, int64_t *shift)
+{
+    *begin = (int64_t)oh_lo * W + ow_lo;
+    *end = (int64_t)(oh_hi - 1) * W + ow_hi;
+    *shift = (int64_t)(i - pad) * W + (j - pad);
+}
+
 void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, int H, int W,
                   int kh, int kw, int stride, int pad, int OH, int OW)
 {
@@ -244,15 +256,13 @@ void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, 
                     const real *plane = x + (n * C + c) * H * W;
                     real *dst = row + n * P;
                     if (stride == 1 && OW == W && oh_lo < oh_hi && ow_lo < ow_hi) {
-                        /* rows as long as the image's: window position (i, j) of every
-                         * output is the image shifted by one fixed offset, so the rows
-                         * inside the image are ONE contiguous copy; then the entries that
-                         * wrapped around a row's end (ow < ow_lo, ow >= ow_hi) are zeroed.
-                         * On AlexNet's 6 x 6 maps a copy per row took as long as the product
-                         * that follows (mini conv4, one thread: 3.8 -> 2.2 ms). */
-                        int64_t begin = (int64_t)oh_lo * OW + ow_lo;
-                        int64_t end = (int64_t)(oh_hi - 1) * OW + ow_hi;
-                        int64_t shift = (int64_t)(i - pad) * W + (j - pad);
+                        /* ONE contiguous copy of the shifted plane, then the wrapped
+                         * entries zeroed. On AlexNet's 6 x 6 maps a copy per row took as
+                         * long as the product that follows (mini conv4, one thread:
+                         * 3.8 -> 2.2 ms). */
+                        int64_t begin, end, shift;
+                        shifted_run(oh_lo, oh_hi, ow_lo, ow_hi, W, i, j, pad, &begin, &end,
+                                    &shift);
                         for (int64_t t = 0; t < begin; t++) dst[t] = 0;
                         memcpy(dst + begin, plane + begin + shift, sizeof(real) * (end - begin));
                         for (int64_t t = end; t < P; t++) dst[t] = 0;
@@ -285,11 +295,10 @@ void NAME(im2col)(const real *x, real *cols, int64_t ld, int64_t images, int C, 
  * dx: `images` images, image n's channel c at dx + n * image_stride + c * H * W (dx may be a
  * group's channels inside a bigger array). One (H, W) plane at a time: it stays in L1 while
  * its kh * kw rows of cols are added in. With stride 1 and rows as long as the image's (as in
- * im2col), each row of cols is added as one contiguous sweep at a fixed offset, the entries
- * that wrapped around a row's end masked out (inside_j[j * P + t]: 1 where column t of window
- * position j falls inside the image): on 6 x 6 maps a loop per row of six was mostly loop
- * overhead. Returns -1 without memory for the
- * masks, else 0. */
+ * im2col: shifted_run), each row of cols is added as one contiguous sweep at a fixed offset, the
+ * entries that wrapped around a row's end masked out (inside_j[j * P + t]: 1 where column t of
+ * window position j falls inside the image): on 6 x 6 maps a loop per row of six was mostly
+ * loop overhead. Returns -1 without memory for the masks, else 0. */
 int NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, int64_t images,
                  int C, int H, int W, int kh, int kw, int stride, int pad, int OH, int OW)
 {
@@ -316,9 +325,9 @@ int NAME(col2im)(const real *cols, real *dx, int64_t ld, int64_t image_stride, i
                     const real *row = cols + ((int64_t)(c * kh + i) * kw + j) * ld + n * P;
                     if (shifted) {
                         if (oh_lo >= oh_hi || ow_lo >= ow_hi) continue;
-                        int64_t begin = (int64_t)oh_lo * OW + ow_lo;
-                        int64_t end = (int64_t)(oh_hi - 1) * OW + ow_hi;
-                        int64_t shift = (int64_t)(i - pad) * W + (j - pad);
+                        int64_t begin, end, shift;
+                        shifted_run(oh_lo, oh_hi, ow_lo, ow_hi, W, i, j, pad, &begin, &end,
+                                    &shift);
                         real *restrict d = plane + begin + shift;
                         const real *restrict s = row + begin;
                         const int32_t *restrict keep = inside_j + j * P + begin;
