@@ -50,6 +50,17 @@ def test_the_kernels_are_built_unless_switched_off():
     assert compiled.kernels(np.int32) is None  # other dtypes: the NumPy code
 
 
+@pytest.mark.skipif(compiled.switched_off(), reason="TINYALEX_COMPILED=0: no kernels")
+@pytest.mark.parametrize("name", ["maxpool_forward", "lrn_backward", "col2im"])
+def test_a_kernel_without_scratch_memory_raises_memory_error(name):
+    """The kernels that allocate scratch return -1 without it: the call raises MemoryError
+    naming the kernel, not a result computed from nothing."""
+    fn = getattr(compiled.kernels(np.float32), name)
+    assert fn.errcheck(0, fn, ()) == 0
+    with pytest.raises(MemoryError, match=f"^{name}: no memory for"):
+        fn.errcheck(-1, fn, ())
+
+
 @DTYPES
 def test_maxpool_first_maximum_and_first_nan(dtype, chunks):
     x = np.maximum(np.round(rand(3, 4, 11, 9, seed=1)), 0).astype(dtype)  # many ties

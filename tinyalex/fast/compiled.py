@@ -57,7 +57,9 @@ _SIGNATURES = {
     "col2im": [_p, _p, _i64, _i64, _i64, _i, _i, _i, _i, _i, _i, _i, _i, _i],
 }
 
-_RETURN_STATUS = ("maxpool_forward", "lrn_backward", "col2im")  # 0, or -1: no memory for scratch
+# the kernels that allocate scratch memory: they return 0, or -1 without it (-> MemoryError)
+_SCRATCH = {"maxpool_forward": "its scratch planes", "lrn_backward": "its scratch block",
+            "col2im": "its masks"}
 
 _lock = threading.Lock()
 _libraries: dict[np.dtype, object] = {}  # dtype -> namespace of functions, or None
@@ -137,8 +139,19 @@ class _Kernels:
         for name, argtypes in _SIGNATURES.items():
             fn = getattr(self.library, f"{name}_{suffix}")
             fn.argtypes = [real if a == "real" else a for a in argtypes]
-            fn.restype = ctypes.c_int if name in _RETURN_STATUS else None
+            fn.restype = None
+            if name in _SCRATCH:
+                fn.restype, fn.errcheck = ctypes.c_int, _raise_without_scratch(name)
             setattr(self, name, fn)
+
+
+def _raise_without_scratch(name: str):
+    """A ctypes ``errcheck`` for kernel ``name``: its -1 (no memory) becomes MemoryError."""
+    def check(status, fn, args):
+        if status != 0:
+            raise MemoryError(f"{name}: no memory for {_SCRATCH[name]}")
+        return status
+    return check
 
 
 def kernels(dtype):

@@ -109,12 +109,10 @@ def _col2im_into(out, cols, x_shape, kh: int, kw: int, stride: int, pad: int,
         # each image's channels are consecutive planes (out may be a group's channels)
         def add_compiled(images):
             first, count = compiled.span(images, N)
-            status = kernels.col2im(cols.ctypes.data + first * OH * OW * cols.itemsize,
-                                    out.ctypes.data + first * out.strides[0], cols.shape[1],
-                                    out.strides[0] // out.itemsize, count, C, H, W, kh, kw,
-                                    stride, pad, OH, OW)
-            if status != 0:
-                raise MemoryError("col2im: no memory for its masks")
+            kernels.col2im(cols.ctypes.data + first * OH * OW * cols.itemsize,
+                           out.ctypes.data + first * out.strides[0], cols.shape[1],
+                           out.strides[0] // out.itemsize, count, C, H, W, kh, kw, stride,
+                           pad, OH, OW)
 
         (for_each_chunk if chunked else _whole_batch)(add_compiled, out)
         return out
